@@ -1,0 +1,3 @@
+from surefetch._cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,137 @@
+"""The shared retry budget of one logical operation.
+
+The outermost retry loop opens a *scope* in a context variable; loops nested
+inside it (in the same thread, or in tasks created from it, since asyncio
+copies the context into a new task) find the scope and draw from one budget.
+The budget itself is created only when something fails, so a call that
+succeeds pays for one context-variable set and reset and nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+from surefetch._errors import FailedAttempt
+from surefetch._policy import RetryPolicy
+
+_NO_WAIT_ENV = "SUREFETCH_NO_RETRY_DELAY"
+_no_wait_depth = 0
+
+
+def no_wait_active() -> bool:
+    """Whether waits are skipped (``SUREFETCH_NO_RETRY_DELAY=1`` or `testing.no_wait`)."""
+    if _no_wait_depth > 0:
+        return True
+    return os.environ.get(_NO_WAIT_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def enter_no_wait() -> None:
+    global _no_wait_depth
+    _no_wait_depth += 1
+
+
+def exit_no_wait() -> None:
+    global _no_wait_depth
+    _no_wait_depth -= 1
+
+
+@dataclass(slots=True, eq=False)
+class Budget:
+    """Retries spent so far by one logical operation, and its failed attempts.
+
+    ``skipped`` adds the waits that no-wait mode did not sleep, so deadlines
+    and the reported time behave as if they had been slept: tests of
+    deadlines need no real time.
+    """
+
+    policy: RetryPolicy
+    started: float
+    used: int = 0
+    skipped: float = 0.0
+    failures: list[FailedAttempt] = field(default_factory=list)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started + self.skipped
+
+
+@dataclass(slots=True, eq=False)
+class Scope:
+    """One logical operation: the root loop's policy, its start, and its budget once needed.
+
+    ``policy`` None means the default policy, resolved from the environment
+    only when a failure needs it.
+    """
+
+    policy: RetryPolicy | None
+    started: float
+    budget: Budget | None = None
+
+    def get_budget(self) -> Budget:
+        if self.budget is None:
+            self.budget = Budget(self.policy or default_policy(), self.started)
+        return self.budget
+
+
+# Where an operation's scope is found. Synchronous roots push a cheap
+# ``(policy, started)`` tuple on a per-thread stack: a synchronous call cannot
+# interleave with another in the same thread, and a list append/pop costs far
+# less than a context-variable set/reset on the success path. A nested loop
+# turns the tuple into a `Scope` in place when it first needs the budget.
+# Asynchronous roots use a context variable, which asyncio copies into every
+# task a coroutine creates, so loops inside ``asyncio.gather`` find it.
+SyncEntry = tuple[RetryPolicy | None, float] | Scope
+
+
+class _ThreadStack(threading.local):
+    def __init__(self) -> None:
+        self.entries: list[SyncEntry] = []
+
+
+thread_stack = _ThreadStack()
+current_scope: ContextVar[Scope | None] = ContextVar("surefetch_retry_scope", default=None)
+
+
+def materialize(entries: list[SyncEntry], index: int) -> Scope:
+    """The `Scope` of a synchronous stack entry, created on first need."""
+    entry = entries[index]
+    if isinstance(entry, Scope):
+        return entry
+    scope = Scope(entry[0], entry[1])
+    entries[index] = scope
+    return scope
+
+
+def enclosing_scope() -> Scope | None:
+    """The scope of the innermost operation running here, if any.
+
+    A synchronous root active in this thread encloses whatever runs now
+    (including an event loop it started); otherwise the task's context
+    variable tells.
+    """
+    entries = thread_stack.entries
+    if entries:
+        return materialize(entries, len(entries) - 1)
+    return current_scope.get()
+
+
+_default_cache: tuple[str | None, RetryPolicy] | None = None
+
+
+def default_policy() -> RetryPolicy:
+    """The policy used when none is given: `RetryPolicy` with ``SUREFETCH_HTTP_RETRIES`` applied.
+
+    Raises `ConfigError` naming the variable when its value is invalid.
+    """
+    global _default_cache
+    raw = os.environ.get("SUREFETCH_HTTP_RETRIES")
+    if _default_cache is not None and _default_cache[0] == raw:
+        return _default_cache[1]
+    from surefetch._settings import parse_env_retries
+
+    policy = RetryPolicy() if raw is None else RetryPolicy(retries=parse_env_retries(raw))
+    _default_cache = (raw, policy)
+    return policy

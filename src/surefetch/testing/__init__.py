@@ -1,0 +1,33 @@
+"""Tools for testing code that uses surefetch against real faults.
+
+`no_wait` makes every retry wait zero while keeping counts and events (the
+same as ``SUREFETCH_NO_RETRY_DELAY=1``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from surefetch._budget import enter_no_wait, exit_no_wait
+
+__all__ = ["no_wait"]
+
+
+@contextmanager
+def no_wait() -> Iterator[None]:
+    """Skip every retry wait inside the block, in every thread.
+
+    Retries, events and `RetriesExhausted` counts stay as they would be; the
+    skipped waits still count towards deadlines and the reported time.
+
+    Example:
+        >>> import surefetch.testing
+        >>> with surefetch.testing.no_wait():
+        ...     pass
+    """
+    enter_no_wait()
+    try:
+        yield
+    finally:
+        exit_no_wait()
