@@ -1,7 +1,9 @@
 """Tools for testing code that uses surefetch against real faults.
 
-`no_wait` makes every retry wait zero while keeping counts and events (the
-same as ``SUREFETCH_NO_RETRY_DELAY=1``).
+`ChaosServer` is a real HTTP server on loopback that injects scripted
+faults (`Fault`) per request: resets, truncated bodies, stalls, any status,
+Retry-After, dropped connections. `no_wait` makes every retry wait zero while
+keeping counts and events (the same as ``SUREFETCH_NO_RETRY_DELAY=1``).
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from surefetch._budget import enter_no_wait, exit_no_wait
+from surefetch.testing._chaos import ChaosServer, Fault, FaultKind, RequestRecord
 
-__all__ = ["no_wait"]
+__all__ = ["ChaosServer", "Fault", "FaultKind", "RequestRecord", "no_wait"]
 
 
 @contextmanager
