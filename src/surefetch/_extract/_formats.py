@@ -1,0 +1,203 @@
+"""Archive formats: telling them apart, and decompressing tar streams."""
+
+from __future__ import annotations
+
+import bz2
+import enum
+import gzip
+import lzma
+from typing import IO, cast
+
+import zstandard
+
+from surefetch._errors import ExtractError
+from surefetch._extract._growing import Readable
+
+_ZSTD_READ_SIZE = 1 << 20
+# A zstd frame can expand about 32,000 times (run-length blocks), and its
+# decompressor has no output limit: feeding small pieces caps the memory one
+# call can take at ~128 MiB, even for a bomb that the ratio check then stops.
+_ZSTD_FEED_SIZE = 4096
+
+
+class ArchiveFormat(enum.Enum):
+    """An archive format surefetch can extract."""
+
+    TAR = "tar"
+    TAR_GZ = "tar.gz"
+    TAR_BZ2 = "tar.bz2"
+    TAR_XZ = "tar.xz"
+    TAR_ZST = "tar.zst"
+    ZIP = "zip"
+
+
+_SUFFIXES = (
+    (".tar", ArchiveFormat.TAR),
+    (".tar.gz", ArchiveFormat.TAR_GZ),
+    (".tgz", ArchiveFormat.TAR_GZ),
+    (".tar.bz2", ArchiveFormat.TAR_BZ2),
+    (".tbz2", ArchiveFormat.TAR_BZ2),
+    (".tar.xz", ArchiveFormat.TAR_XZ),
+    (".txz", ArchiveFormat.TAR_XZ),
+    (".tar.zst", ArchiveFormat.TAR_ZST),
+    (".tzst", ArchiveFormat.TAR_ZST),
+    (".zip", ArchiveFormat.ZIP),
+    (".whl", ArchiveFormat.ZIP),
+)
+
+_MAGIC = (
+    (b"\x1f\x8b", ArchiveFormat.TAR_GZ),
+    (b"BZh", ArchiveFormat.TAR_BZ2),
+    (b"\xfd7zXZ\x00", ArchiveFormat.TAR_XZ),
+    (b"\x28\xb5\x2f\xfd", ArchiveFormat.TAR_ZST),
+    (b"PK\x03\x04", ArchiveFormat.ZIP),
+    (b"PK\x05\x06", ArchiveFormat.ZIP),  # an empty zip: only the end of central directory
+)
+_USTAR_OFFSET = 257
+
+HEAD_SIZE = 512
+"""How many leading bytes `detect_format` wants to see (fewer for a shorter file)."""
+
+
+def format_from_name(name: str) -> ArchiveFormat | None:
+    """The format a file name's suffix announces, or None.
+
+    Example:
+        >>> format_from_name("numpy-2.0.tar.GZ")
+        <ArchiveFormat.TAR_GZ: 'tar.gz'>
+    """
+    lowered = name.lower()
+    for suffix, archive_format in _SUFFIXES:
+        if lowered.endswith(suffix):
+            return archive_format
+    return None
+
+
+def format_from_magic(head: bytes) -> ArchiveFormat | None:
+    """The format the first bytes of a file reveal, or None.
+
+    Example:
+        >>> format_from_magic(b"BZh91AY&SY")
+        <ArchiveFormat.TAR_BZ2: 'tar.bz2'>
+    """
+    for magic, archive_format in _MAGIC:
+        if head.startswith(magic):
+            return archive_format
+    if head[_USTAR_OFFSET : _USTAR_OFFSET + 5] == b"ustar":
+        return ArchiveFormat.TAR
+    return None
+
+
+def detect_format(*, name: str | None, head: bytes) -> ArchiveFormat:
+    """The format of an archive, from its name and its first bytes (`HEAD_SIZE`).
+
+    Name and content must agree; an old tar without the "ustar" magic is taken
+    on its name alone. An HTML error page saved as ``x.tar.gz`` is therefore
+    caught here, with a message saying so.
+
+    Example:
+        >>> detect_format(name="pkg-1.0.tgz", head=b"\\x1f\\x8b\\x08\\x00")
+        <ArchiveFormat.TAR_GZ: 'tar.gz'>
+        >>> detect_format(name=None, head=b"PK\\x03\\x04")
+        <ArchiveFormat.ZIP: 'zip'>
+
+    Raises:
+        ExtractError: the format is unknown, or the name and content disagree.
+    """
+    by_name = format_from_name(name) if name else None
+    by_magic = format_from_magic(head)
+    label = repr(name) if name else "archive"
+    if by_name is None and by_magic is None:
+        raise ExtractError(
+            f"Cannot extract {label}: unknown archive format (no known suffix, and the content "
+            f"starts with {head[:16]!r})"
+        )
+    if by_name is None:
+        assert by_magic is not None
+        return by_magic
+    if by_magic is None and by_name is ArchiveFormat.TAR:
+        return by_name
+    if by_magic is not by_name:
+        looks = f"looks like {by_magic.value}" if by_magic else f"starts with {head[:16]!r}"
+        raise ExtractError(
+            f"Cannot extract {label}: the name says {by_name.value}, but the content {looks}"
+        )
+    return by_name
+
+
+def decompressed(source: Readable, archive_format: ArchiveFormat) -> Readable:
+    """The tar stream inside ``source``, decompressed as it is read.
+
+    Every reader raises EOFError when the compressed stream is cut short.
+
+    Example:
+        >>> import io
+        >>> decompressed(io.BytesIO(gzip.compress(b"tar")), ArchiveFormat.TAR_GZ).read()
+        b'tar'
+    """
+    # The stdlib readers only ever call read(); their annotations ask for more.
+    file = cast(IO[bytes], source)
+    if archive_format is ArchiveFormat.TAR:
+        return source
+    if archive_format is ArchiveFormat.TAR_GZ:
+        return gzip.GzipFile(fileobj=file, mode="rb")
+    if archive_format is ArchiveFormat.TAR_BZ2:
+        return bz2.BZ2File(file)
+    if archive_format is ArchiveFormat.TAR_XZ:
+        return lzma.LZMAFile(file)
+    if archive_format is ArchiveFormat.TAR_ZST:
+        return ZstdReader(source)
+    raise ValueError(f"{archive_format.value} is not a tar stream")
+
+
+class ZstdReader:
+    """Decompresses a zstd stream (one or more frames) as it is read.
+
+    zstandard's own ``stream_reader`` ends silently when a frame is cut short;
+    this one raises EOFError, so that a truncated download is not taken for
+    a complete archive.
+
+    Example:
+        >>> import io
+        >>> ZstdReader(io.BytesIO(zstandard.compress(b"data"))).read(100)
+        b'data'
+    """
+
+    def __init__(self, source: Readable) -> None:
+        self._source = source
+        self._decompressor = zstandard.ZstdDecompressor()
+        self._frame = self._decompressor.decompressobj()
+        self._in_frame = False
+        self._chunk = memoryview(b"")
+        self._offset = 0
+        self._pending = memoryview(b"")
+        self._at_end = False
+
+    def read(self, size: int = -1, /) -> bytes:
+        """Up to ``size`` decompressed bytes (all when negative); ``b""`` at the end."""
+        if size < 0:
+            return b"".join(iter(lambda: self.read(_ZSTD_READ_SIZE), b""))
+        while not self._pending and not self._at_end:
+            self._decompress_some()
+        data = bytes(self._pending[:size])
+        self._pending = self._pending[size:]
+        return data
+
+    def _decompress_some(self) -> None:
+        if self._offset >= len(self._chunk):
+            chunk = self._source.read(_ZSTD_READ_SIZE)
+            if not chunk:
+                if self._in_frame:
+                    raise EOFError("zstd stream ended before the end of its frame")
+                self._at_end = True
+                return
+            self._chunk, self._offset = memoryview(chunk), 0
+        piece = self._chunk[self._offset : self._offset + _ZSTD_FEED_SIZE]
+        self._offset += len(piece)
+        self._in_frame = True
+        self._pending = memoryview(self._frame.decompress(piece))
+        if self._frame.eof:
+            # What follows the frame belongs to the next one.
+            self._offset -= len(self._frame.unused_data)
+            self._frame = self._decompressor.decompressobj()
+            self._in_frame = False
