@@ -1,14 +1,201 @@
-"""`surefetch cache ...`: the cache maintenance commands (placeholder, being built)."""
+"""`surefetch cache ...`: show and maintain the cache.
+
+``dir``, ``info``, ``verify [--fix]``, ``prune`` and ``clean``; each accepts
+``--cache-dir DIR`` (over ``SUREFETCH_CACHE_DIR``) and ``-v`` (log retries and
+waits). Expected failures print ``error: ...`` with ``Caused by:`` lines and
+exit 1 (2 for an invalid setting), never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
+from collections.abc import Callable
 from typing import Any
+
+from surefetch._cache import Cache
+from surefetch._errors import ConfigError, SurefetchError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+Action = Callable[[Cache, argparse.Namespace], int]
 
 
 def add_cache_parser(commands: Any) -> None:
-    """Register ``surefetch cache`` and its subcommands on ``commands``."""
-    parser: argparse.ArgumentParser = commands.add_parser(
-        "cache", help="inspect and maintain the cache"
+    """Register ``surefetch cache`` and its subcommands on ``commands`` (argparse subparsers)."""
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: the option may come before or after the subcommand, and the
+    # subcommand's default must not overwrite a value given before it.
+    common.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        default=argparse.SUPPRESS,
+        help="the cache directory (default: $SUREFETCH_CACHE_DIR, else the user cache directory)",
     )
-    parser.set_defaults(handler=lambda args: 2)
+    common.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS,
+        help="log every retry and every wait for another process",
+    )
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "cache",
+        parents=[common],
+        help="show and maintain the cache",
+        description="Show and maintain the surefetch cache.",
+    )
+    parser.set_defaults(handler=lambda args: _usage(parser))
+    sub = parser.add_subparsers(dest="cache_command", metavar="COMMAND")
+
+    def add(name: str, action: Action, help: str) -> argparse.ArgumentParser:
+        command: argparse.ArgumentParser = sub.add_parser(
+            name, parents=[common], help=help, description=help[0].upper() + help[1:] + "."
+        )
+        command.set_defaults(handler=lambda args: _run(args, action))
+        return command
+
+    add("dir", _dir, "print the cache directory")
+    add("info", _info, "show entries and sizes per bucket")
+    verify = add("verify", _verify, "re-hash every entry; exit 1 if one is corrupt")
+    verify.add_argument("--fix", action="store_true", help="remove the corrupt entries")
+    prune = add("prune", _prune, "remove what interrupted downloads left behind")
+    prune.add_argument(
+        "--older-than",
+        metavar="SECONDS",
+        type=float,
+        default=3600.0,
+        help="only remove leftovers unchanged for this long (default: 3600)",
+    )
+    add("clean", _clean, "remove every entry, after waiting for running downloads")
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stdout)
+    return EXIT_USAGE
+
+
+def print_error(error: BaseException) -> None:
+    """Print ``error`` and its causes as ``error: ...`` and ``  Caused by: ...`` lines."""
+    print(f"error: {_text(error)}", file=sys.stderr)
+    seen = {id(error)}
+    cause = _cause_of(error)
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        print(f"  Caused by: {_text(cause)}", file=sys.stderr)
+        cause = _cause_of(cause)
+
+
+def _cause_of(error: BaseException) -> BaseException | None:
+    if error.__cause__ is not None:
+        return error.__cause__
+    return None if error.__suppress_context__ else error.__context__
+
+
+def _text(error: BaseException) -> str:
+    return str(error) or type(error).__name__
+
+
+def _run(args: argparse.Namespace, action: Action) -> int:
+    logger = logging.getLogger("surefetch")
+    handler: logging.Handler | None = None
+    if getattr(args, "verbose", False):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.setLevel(logging.INFO)
+        logger.addHandler(handler)
+        previous_level = logger.level
+        logger.setLevel(logging.INFO)
+    try:
+        cache_dir = getattr(args, "cache_dir", None)
+        if cache_dir is not None and not cache_dir.strip():
+            raise ConfigError("--cache-dir '' is not valid: expected a directory")
+        return action(Cache(cache_dir), args)
+    except ConfigError as error:
+        print_error(error)
+        return EXIT_USAGE
+    except (SurefetchError, OSError) as error:
+        print_error(error)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        if handler is not None:
+            logger.removeHandler(handler)
+            logger.setLevel(previous_level)
+
+
+def human_size(size: int) -> str:
+    """``size`` bytes for a person: "0 B", "512 B", "1.5 KiB", "3.0 GiB"."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def _dir(cache: Cache, args: argparse.Namespace) -> int:
+    print(cache.root)
+    return EXIT_OK
+
+
+def _info(cache: Cache, args: argparse.Namespace) -> int:
+    report = cache.info()
+    rows = [
+        (
+            bucket.bucket if bucket.version == 1 else f"{bucket.bucket} (v{bucket.version})",
+            bucket.entries,
+            bucket.bytes,
+        )
+        for bucket in report.buckets
+    ]
+    rows.append(("(temporary)", report.temporary_items, report.temporary_bytes))
+    rows.append(("total", report.entries, report.bytes + report.temporary_bytes))
+    width = max(len("bucket"), *(len(name) for name, _, _ in rows))
+    print(f"Cache directory: {report.root}")
+    print(f"{'bucket':<{width}}  {'entries':>8}  {'size':>10}")
+    for name, entries, size in rows:
+        print(f"{name:<{width}}  {entries:>8}  {human_size(size):>10}")
+    return EXIT_OK
+
+
+def _verify(cache: Cache, args: argparse.Namespace) -> int:
+    report = cache.verify(fix=args.fix)
+    for corrupt in report.corrupt:
+        print(f"corrupt: {corrupt.path}: {corrupt.reason}")
+    noun = "entry" if report.checked == 1 else "entries"
+    if report.sound:
+        print(f"Checked {report.checked} {noun}: all sound.")
+        return EXIT_OK
+    summary = f"Checked {report.checked} {noun}: {len(report.corrupt)} corrupt"
+    if args.fix:
+        print(f"{summary}, {report.removed} removed.")
+    else:
+        print(f"{summary}; `surefetch cache verify --fix` removes them.")
+    return EXIT_FAILED
+
+
+def _prune(cache: Cache, args: argparse.Namespace) -> int:
+    if not args.older_than >= 0:
+        raise ConfigError(f"--older-than {args.older_than} is not valid: expected seconds >= 0")
+    report = cache.prune(older_than=args.older_than)
+    print(
+        f"Removed {report.removed} leftover item{'' if report.removed == 1 else 's'} "
+        f"({human_size(report.bytes)}) from {cache.root}."
+    )
+    return EXIT_OK
+
+
+def _clean(cache: Cache, args: argparse.Namespace) -> int:
+    report = cache.clean()
+    print(
+        f"Removed {report.entries} entr{'y' if report.entries == 1 else 'ies'} "
+        f"({human_size(report.bytes)}) from {cache.root}."
+    )
+    return EXIT_OK

@@ -107,3 +107,61 @@ class LockTimeout(CacheError):
             f"Timed out after {timeout:g}s waiting for another process to finish {what} "
             f"(lock file {path}); set SUREFETCH_LOCK_TIMEOUT to wait longer"
         )
+
+
+class ExtractError(SurefetchError):
+    """An archive could not be extracted: "Failed to extract archive 'x.tar.gz'".
+
+    Raised ``from`` the underlying error (corrupt data, a truncated stream, a
+    failed download feeding the extraction), so the cause chain stays
+    reachable. It deliberately sets no ``surefetch_transient``: the retry
+    classifier looks through it, and a connection reset in its chain still
+    counts as the network error it is.
+    """
+
+
+class UnsafeArchiveError(ExtractError):
+    """An archive was refused because extracting it would be unsafe.
+
+    The message names the archive, the member and the reason, e.g.
+    ``Refusing to extract archive 'x.tar.gz': member '../evil' escapes the
+    destination``. Never retried: the same bytes would be refused again.
+    """
+
+    surefetch_transient = False
+
+    def __init__(self, *, archive: str, member: str | None, reason: str) -> None:
+        self.archive = archive
+        self.member = member
+        self.reason = reason
+        subject = f"member {member!r} {reason}" if member is not None else reason
+        super().__init__(f"Refusing to extract archive {archive!r}: {subject}")
+
+
+class DownloadError(SurefetchError):
+    """A download failed for good; ``__cause__`` says why."""
+
+
+class TransientDownloadError(DownloadError):
+    """A download attempt went wrong in a way another attempt can fix.
+
+    For example a body shorter than its Content-Length that the transport did
+    not flag, or a Content-Range that does not continue the partial file.
+    """
+
+    surefetch_transient = True
+
+
+class IntegrityError(DownloadError):
+    """The downloaded bytes are not the ones asked for (hash or size mismatch).
+
+    Never retried: the server would send the same bytes again.
+    """
+
+    surefetch_transient = False
+
+
+class OfflineError(DownloadError):
+    """Offline mode is on and the cache does not hold the requested file."""
+
+    surefetch_transient = False

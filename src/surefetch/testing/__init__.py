@@ -2,7 +2,8 @@
 
 `ChaosServer` is a real HTTP server on loopback that injects scripted
 faults (`Fault`) per request: resets, truncated bodies, stalls, any status,
-Retry-After, dropped connections. `no_wait` makes every retry wait zero while
+Retry-After, dropped connections. `inject_fs_faults` makes the next calls
+of a filesystem operation fail with a chosen OSError. `no_wait` makes every retry wait zero while
 keeping counts and events (the same as ``SUREFETCH_NO_RETRY_DELAY=1``).
 """
 
@@ -13,8 +14,17 @@ from contextlib import contextmanager
 
 from surefetch._budget import enter_no_wait, exit_no_wait
 from surefetch.testing._chaos import ChaosServer, Fault, FaultKind, RequestRecord
+from surefetch.testing._faults import FsFaults, inject_fs_faults
 
-__all__ = ["ChaosServer", "Fault", "FaultKind", "RequestRecord", "no_wait"]
+__all__ = [
+    "ChaosServer",
+    "Fault",
+    "FaultKind",
+    "FsFaults",
+    "RequestRecord",
+    "inject_fs_faults",
+    "no_wait",
+]
 
 
 @contextmanager

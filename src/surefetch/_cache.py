@@ -1,0 +1,642 @@
+"""The cache: buckets of entries that appear atomically, complete and verified.
+
+Layout under the root (``SUREFETCH_CACHE_DIR``, else the platform's user cache
+directory)::
+
+    CACHEDIR.TAG                          marks the tree as a cache for backup tools
+    <bucket>-v1/<key[:2]>/<key>/          one entry, made visible by one rename:
+        entry.json                        its metadata (EntryMeta)
+        file/<filename>                   the payload of a file entry, or
+        tree/                             the root of an extracted tree
+    locks/<bucket>-v1~<key>.lock          per-key inter-process locks (never deleted)
+    tmp/                                  the temporary area, on the same filesystem:
+        <bucket>-v1~<key>~<random>/       a temporary directory, or an entry being built
+        partial/<bucket>-v1~<key>.part    a resumable partial download
+        trash~<random>/                   something being removed
+
+Why it is shaped so:
+
+* An entry is built complete in ``tmp/`` (payload and ``entry.json``) and
+  moved into its bucket with one directory rename, so payload and metadata
+  appear together and a reader never sees a partial entry, whatever moment a
+  writer is killed at. Entries are removed the same way, by first renaming
+  them into ``tmp/trash~*``.
+* The payload sits in ``file/`` so that its name can be anything, even
+  ``entry.json``, and keeps the name it was downloaded under (a wheel must).
+* ``-v1`` versions the layout: a future format goes to ``-v2`` and old
+  versions of surefetch keep working beside it.
+* Keys are lower-case (case-insensitive filesystems would merge ``Ab`` and
+  ``ab``), and ``key[:2]`` shards a bucket so no directory grows huge. A
+  content key is the 64-digit sha256 of the content; a URL key is 32 digits
+  (`url_key`), so the two kinds never collide.
+* Temporaries are named after their key, so `prune` can tell a live writer's
+  (its key's lock is held) from a dead one's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import errno
+import hashlib
+import logging
+import os
+import re
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
+
+from surefetch import _fs
+from surefetch._cache_entry import (
+    KIND_FILE,
+    KIND_TREE,
+    META_NAME,
+    Entry,
+    EntryMeta,
+    is_valid_filename,
+    payload_path,
+    read_meta,
+    tree_manifest,
+)
+from surefetch._errors import CacheError, ConfigError, RetriesExhausted
+from surefetch._policy import RetryPolicy
+from surefetch._settings import MAX_SECONDS, parse_env_lock_timeout
+
+if TYPE_CHECKING:
+    from surefetch._cache_maintenance import (
+        CacheInfo,
+        CleanReport,
+        PruneReport,
+        VerifyReport,
+    )
+
+logger = logging.getLogger("surefetch")
+
+BUCKET_DOWNLOADS = "downloads"
+BUCKET_ARCHIVES = "archives"
+BUCKET_WHEELS = "wheels"
+LAYOUT_VERSION = 1
+
+CACHE_DIR_ENV = "SUREFETCH_CACHE_DIR"
+LOCK_TIMEOUT_ENV = "SUREFETCH_LOCK_TIMEOUT"
+LOCKS_DIR = "locks"
+TMP_DIR = "tmp"
+PARTIAL_DIR = "partial"
+TRASH_PREFIX = "trash~"
+PARTIAL_SUFFIX = ".part"
+TAG_NAME = "CACHEDIR.TAG"
+_TAG = (
+    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# This file is a cache directory tag created by surefetch.\n"
+    "# For information about cache directory tags see https://bford.info/cachedir/\n"
+)
+
+BUCKET_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,39}")
+KEY_PATTERN = re.compile(r"[0-9a-z][0-9a-z_-]{1,127}")
+BUCKET_DIR_PATTERN = re.compile(r"(?P<bucket>[a-z][a-z0-9_-]{0,39})-v(?P<version>[0-9]{1,4})")
+_SHA256_PATTERN = re.compile(r"[0-9a-fA-F]{64}")
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443, "ftp": 21}
+_SEP = os.sep
+
+
+def normalize_url(url: str) -> str:
+    """The form of ``url`` that `url_key` hashes.
+
+    Scheme and host lower-cased, the default port dropped, user information
+    and fragment dropped, an empty path made ``/``.
+
+    Example:
+        >>> normalize_url("HTTPS://user:secret@Example.ORG:443/a/b.tar.gz?x=1#part")
+        'https://example.org/a/b.tar.gz?x=1'
+    """
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address keeps its brackets
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"Invalid port in URL {url!r}") from None
+    netloc = host if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
+    path = parts.path or ("/" if netloc else "")
+    return urlunsplit((scheme, netloc, path, parts.query, ""))
+
+
+def url_key(url: str) -> str:
+    """The cache key of a URL: 32 hex digits of the sha256 of `normalize_url` ``(url)``.
+
+    Example:
+        >>> url_key("https://example.org/a.whl") == url_key("HTTPS://EXAMPLE.org:443/a.whl#x")
+        True
+        >>> len(url_key("https://example.org/a.whl"))
+        32
+    """
+    return hashlib.sha256(normalize_url(url).encode("utf-8")).hexdigest()[:32]
+
+
+def content_key(sha256: str) -> str:
+    """The cache key of content with a known sha256: the hash in lower-case hex.
+
+    Example:
+        >>> content_key("AB" * 32) == "ab" * 32
+        True
+    """
+    if not isinstance(sha256, str) or not _SHA256_PATTERN.fullmatch(sha256):
+        raise ValueError(f"sha256={sha256!r} is not valid: expected 64 hexadecimal digits")
+    return sha256.lower()
+
+
+def default_root() -> Path:
+    """The cache root: ``SUREFETCH_CACHE_DIR``, else the platform's user cache directory.
+
+    Example:
+        >>> isinstance(default_root(), Path)
+        True
+    """
+    configured = os.environ.get(CACHE_DIR_ENV, "").strip()
+    if configured:
+        return Path(os.path.abspath(os.path.expanduser(configured)))
+    import platformdirs  # only when needed: the variable is the common case in CI
+
+    return Path(platformdirs.user_cache_dir("surefetch", appauthor=False))
+
+
+def bucket_dir_name(bucket: str) -> str:
+    """The directory of ``bucket`` in the current layout version: ``<bucket>-v1``."""
+    return f"{bucket}-v{LAYOUT_VERSION}"
+
+
+def check_key(bucket: str, key: str) -> None:
+    """Raise ValueError unless ``bucket`` and ``key`` are safe, canonical names."""
+    if not isinstance(bucket, str) or not BUCKET_PATTERN.fullmatch(bucket):
+        raise ValueError(
+            f"bucket={bucket!r} is not valid: expected a lower-case name "
+            "of letters, digits, '-' and '_'"
+        )
+    if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
+        raise ValueError(
+            f"key={key!r} is not valid: expected 2 to 128 lower-case letters, digits, "
+            "'-' and '_' (use url_key or content_key)"
+        )
+
+
+def read_entry(entry_dir: str) -> Entry | None:
+    """The entry in ``entry_dir``, or None when there is none or it is broken."""
+    try:
+        meta = read_meta(entry_dir)
+    except ValueError as error:
+        logger.warning(
+            "Ignoring the unreadable cache entry %s (%s); "
+            "`surefetch cache verify --fix` removes it",
+            entry_dir,
+            error,
+        )
+        return None
+    if meta is None:
+        return None
+    payload = payload_path(entry_dir, meta)
+    try:
+        os.lstat(payload)
+    except OSError:
+        logger.warning(
+            "Ignoring the cache entry %s: its payload is missing; "
+            "`surefetch cache verify --fix` removes it",
+            entry_dir,
+        )
+        return None
+    return Entry(Path(payload), meta)
+
+
+def _fsync_file(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # Windows wants a writable handle; the rename still makes the entry whole
+    finally:
+        os.close(fd)
+
+
+def _write_meta(directory: str, meta: EntryMeta) -> None:
+    with open(os.path.join(directory, META_NAME), "wb") as file:
+        file.write(meta.to_json())
+        file.flush()
+        os.fsync(file.fileno())
+
+
+class Cache:
+    """A directory of entries that appear atomically, with per-key locks for single flight.
+
+    ``root`` defaults to ``SUREFETCH_CACHE_DIR``, else the platform's user cache
+    directory. ``lock_timeout`` is how long `lock` waits for another process
+    (default ``SUREFETCH_LOCK_TIMEOUT``, else 600 s); ``fs_policy`` how renames
+    into the cache are retried (default `surefetch.fs.fs_policy()`). Nothing is
+    created on disk until something is written.
+
+    The pattern for filling a key once across processes::
+
+        entry = cache.lookup(bucket, key)
+        if entry is None:
+            with cache.lock(bucket, key):
+                entry = cache.lookup(bucket, key)  # another process may have made it
+                if entry is None:
+                    with cache.temp_dir(bucket, key) as work:
+                        ...  # download into work / name, verify it
+                        entry = cache.commit_file(
+                            bucket, key, work / name, filename=name, meta=meta
+                        )
+
+    Example:
+        >>> import tempfile
+        >>> cache = Cache(tempfile.mkdtemp())
+        >>> cache.lookup(BUCKET_DOWNLOADS, url_key("https://example.org/a.whl")) is None
+        True
+    """
+
+    root: Path
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        *,
+        lock_timeout: float | None = None,
+        fs_policy: RetryPolicy | None = None,
+    ) -> None:
+        if root is None:
+            self.root = default_root()
+        elif not os.fspath(root).strip():
+            raise ConfigError("root='' is not valid: expected a directory")
+        else:
+            self.root = Path(os.path.abspath(os.path.expanduser(os.fspath(root))))
+        if lock_timeout is None:
+            lock_timeout = parse_env_lock_timeout(os.environ.get(LOCK_TIMEOUT_ENV))
+        elif not 0 <= lock_timeout <= MAX_SECONDS:
+            raise ConfigError(
+                f"lock_timeout={lock_timeout!r} is not valid: "
+                f"expected seconds from 0 to {MAX_SECONDS:g}"
+            )
+        self.lock_timeout = float(lock_timeout)
+        self.fs_policy = fs_policy
+        self._root = os.fspath(self.root)
+        self._tmp = os.path.join(self._root, TMP_DIR)
+        self._locks = os.path.join(self._root, LOCKS_DIR)
+        self._bucket_dirs: dict[str, str] = {}
+        self._prepared = False
+
+    def __repr__(self) -> str:
+        return f"Cache({self._root!r})"
+
+    # --- paths ------------------------------------------------------------------
+
+    def _entry_dir(self, bucket: str, key: str) -> str:
+        bucket_dir = self._bucket_dirs.get(bucket)
+        if bucket_dir is None or not KEY_PATTERN.fullmatch(key):
+            check_key(bucket, key)
+            bucket_dir = self._bucket_dirs[bucket] = f"{self._root}{_SEP}{bucket_dir_name(bucket)}"
+        return f"{bucket_dir}{_SEP}{key[:2]}{_SEP}{key}"
+
+    def _lock_path(self, bucket: str, key: str) -> str:
+        return os.path.join(self._locks, f"{bucket_dir_name(bucket)}~{key}.lock")
+
+    def _prepare(self) -> None:
+        """Create the temporary area, the lock directory and the cache tag, once."""
+        if self._prepared:
+            return
+        try:
+            os.makedirs(os.path.join(self._tmp, PARTIAL_DIR), exist_ok=True)
+            os.makedirs(self._locks, exist_ok=True)
+            tag = os.path.join(self._root, TAG_NAME)
+            if not os.path.exists(tag):
+                _fs.write_atomic(tag, _TAG, policy=self.fs_policy)
+        except OSError as error:
+            raise CacheError(f"Cannot use {self._root} as the cache directory") from error
+        self._prepared = True
+
+    def _new_temp(self, bucket: str, key: str) -> str:
+        self._prepare()
+        return tempfile.mkdtemp(dir=self._tmp, prefix=f"{bucket_dir_name(bucket)}~{key}~")
+
+    def _remove_quietly(self, path: str) -> None:
+        try:
+            _fs.remove_tree(path, policy=self.fs_policy)
+        except (OSError, RetriesExhausted) as error:
+            logger.warning("Could not remove %s (prune will): %s", path, error)
+
+    def _discard(self, path: str | os.PathLike[str]) -> bool:
+        """Make ``path`` vanish at once (rename it into trash), then delete it.
+
+        False when ``path`` did not exist. A deletion that fails after the
+        rename is left for `prune`: the trash is out of every reader's sight.
+        """
+        self._prepare()
+        trash = os.path.join(self._tmp, f"{TRASH_PREFIX}{secrets.token_hex(8)}")
+        try:
+            _fs.rename(path, trash, policy=self.fs_policy)
+        except FileNotFoundError:
+            return False
+        self._remove_quietly(trash)
+        return True
+
+    # --- the interface of the fetch layer ----------------------------------------
+
+    def lookup(self, bucket: str, key: str) -> Entry | None:
+        """The complete entry for ``key`` in ``bucket``, or None: the cache-hit fast path.
+
+        Never returns a partial entry: entries appear by one rename. An entry
+        that cannot be read counts as missing (and is replaced by the next
+        commit).
+
+        Example:
+            >>> import tempfile
+            >>> Cache(tempfile.mkdtemp()).lookup(BUCKET_WHEELS, content_key("0" * 64)) is None
+            True
+        """
+        return read_entry(self._entry_dir(bucket, key))
+
+    def remove(self, bucket: str, key: str) -> bool:
+        """Remove the entry of ``key`` (for a refresh); False when there was none.
+
+        The entry vanishes at once (it is renamed away, then deleted), so a
+        reader sees it whole or not at all. Call it while holding
+        ``lock(bucket, key)``.
+
+        Example:
+            >>> import tempfile
+            >>> Cache(tempfile.mkdtemp()).remove(BUCKET_DOWNLOADS, "ab" * 16)
+            False
+        """
+        entry_dir = self._entry_dir(bucket, key)
+        if not os.path.lexists(entry_dir):
+            return False
+        return self._discard(entry_dir)
+
+    def lock(
+        self, bucket: str, key: str, *, timeout: float | None = None
+    ) -> AbstractContextManager[None]:
+        """Hold the inter-process lock of ``key`` (single flight), waiting at most ``timeout`` s.
+
+        Logs "Waiting for another process to finish ..." at INFO when the lock
+        is held elsewhere, and raises `LockTimeout` after ``timeout`` (default
+        `lock_timeout`). The OS releases the lock if its holder dies. Not
+        reentrant: do not take the same key's lock twice in one thread.
+
+        Example:
+            >>> import tempfile
+            >>> cache = Cache(tempfile.mkdtemp())
+            >>> with cache.lock(BUCKET_DOWNLOADS, "ab" * 16):
+            ...     pass
+        """
+        check_key(bucket, key)
+        if timeout is None:
+            timeout = self.lock_timeout
+        elif not 0 <= timeout <= MAX_SECONDS:
+            raise ValueError(f"timeout={timeout!r} is not valid: expected seconds >= 0")
+        self._prepare()
+        from surefetch._cache_lock import hold  # filelock is imported only by writers
+
+        return hold(self._lock_path(bucket, key), timeout=timeout, what=f"{bucket} entry {key}")
+
+    def partial_path(self, bucket: str, key: str) -> Path:
+        """A stable path in the temporary area for a resumable partial download of ``key``.
+
+        Its directory exists; the file may exist from an earlier attempt (resume
+        it). Touch it only while holding ``lock(bucket, key)``: `prune` removes
+        partials whose lock is free and that have not changed for a while.
+
+        Example:
+            >>> import tempfile
+            >>> Cache(tempfile.mkdtemp()).partial_path(BUCKET_DOWNLOADS, "ab" * 16).name
+            'downloads-v1~abababababababababababababababab.part'
+        """
+        check_key(bucket, key)
+        self._prepare()
+        name = f"{bucket_dir_name(bucket)}~{key}{PARTIAL_SUFFIX}"
+        return Path(self._tmp, PARTIAL_DIR, name)
+
+    @contextlib.contextmanager
+    def temp_dir(self, bucket: str, key: str) -> Iterator[Path]:
+        """A fresh, empty directory in the temporary area, removed on exit if still there.
+
+        It is on the cache's filesystem, so committing from it is a rename. Use
+        it while holding ``lock(bucket, key)``: `prune` removes temporaries of
+        keys whose lock is free.
+
+        Example:
+            >>> import tempfile
+            >>> cache = Cache(tempfile.mkdtemp())
+            >>> with cache.temp_dir(BUCKET_ARCHIVES, "ab" * 16) as work:
+            ...     work.is_dir()
+            True
+        """
+        check_key(bucket, key)
+        path = self._new_temp(bucket, key)
+        try:
+            yield Path(path)
+        finally:
+            if os.path.lexists(path):
+                self._remove_quietly(path)
+
+    def commit_file(
+        self,
+        bucket: str,
+        key: str,
+        source: str | os.PathLike[str],
+        *,
+        filename: str,
+        meta: EntryMeta,
+    ) -> Entry:
+        """Move ``source``, a complete and verified file, into a new entry, atomically.
+
+        The entry appears with its metadata in one rename; ``meta.size`` must
+        match the file (the sha256 is trusted: the caller verified it). When a
+        concurrent writer committed the key first, theirs is kept, ``source``
+        is removed and their entry returned. On failure ``source`` is put back
+        where it was when possible. Call it while holding ``lock(bucket, key)``.
+
+        Example:
+            >>> import hashlib, tempfile, time
+            >>> cache = Cache(tempfile.mkdtemp())
+            >>> bucket, key = BUCKET_DOWNLOADS, url_key("https://example.org/hello.txt")
+            >>> with cache.lock(bucket, key), cache.temp_dir(bucket, key) as work:
+            ...     _ = (work / "hello.txt").write_bytes(b"hello")
+            ...     meta = EntryMeta(url="https://example.org/hello.txt", size=5,
+            ...                      sha256=hashlib.sha256(b"hello").hexdigest(),
+            ...                      created=time.time())
+            ...     entry = cache.commit_file(bucket, key, work / "hello.txt",
+            ...                               filename="hello.txt", meta=meta)
+            >>> entry.path.read_bytes()
+            b'hello'
+        """
+        entry_dir = self._entry_dir(bucket, key)
+        if not is_valid_filename(filename):
+            raise ValueError(f"filename={filename!r} is not valid: expected a plain file name")
+        src = os.fspath(source)
+        size = os.stat(src).st_size
+        if size != meta.size:
+            raise CacheError(
+                f"Cannot store {src} in the cache: "
+                f"it has {size} bytes, the metadata says {meta.size}"
+            )
+        meta = dataclasses.replace(
+            meta, kind=KIND_FILE, filename=filename, files=None, manifest=None
+        )
+        _fsync_file(src)
+        staging = self._new_temp(bucket, key)
+        try:
+            os.mkdir(os.path.join(staging, KIND_FILE))
+            return self._publish(
+                src, os.path.join(staging, KIND_FILE, filename), staging, entry_dir, meta
+            )
+        finally:
+            if os.path.lexists(staging):
+                self._remove_quietly(staging)
+
+    def commit_dir(
+        self, bucket: str, key: str, source: str | os.PathLike[str], *, meta: EntryMeta
+    ) -> Entry:
+        """Move ``source``, a complete directory tree (an extracted archive), into a new entry.
+
+        Like `commit_file`; the tree's manifest hash and file count are stored
+        in the metadata for `verify`. ``source`` may be a `temp_dir` itself.
+        The tree's files are not fsynced one by one (that would cost more than
+        extracting them); `verify` finds a tree that a power loss damaged.
+
+        Example:
+            >>> import tempfile, time
+            >>> cache = Cache(tempfile.mkdtemp())
+            >>> key = "ab" * 32
+            >>> with cache.lock(BUCKET_ARCHIVES, key), cache.temp_dir(BUCKET_ARCHIVES, key) as work:
+            ...     _ = (work / "README").write_text("hi")
+            ...     meta = EntryMeta(url="https://example.org/x.tar.gz", size=100, sha256=key,
+            ...                      created=time.time())
+            ...     entry = cache.commit_dir(BUCKET_ARCHIVES, key, work, meta=meta)
+            >>> (entry.path / "README").read_text(), entry.meta.files
+            ('hi', 1)
+        """
+        entry_dir = self._entry_dir(bucket, key)
+        src = os.fspath(source)
+        manifest, files, _ = tree_manifest(src)
+        meta = dataclasses.replace(
+            meta, kind=KIND_TREE, filename=None, files=files, manifest=manifest
+        )
+        staging = self._new_temp(bucket, key)
+        try:
+            return self._publish(src, os.path.join(staging, KIND_TREE), staging, entry_dir, meta)
+        finally:
+            if os.path.lexists(staging):
+                self._remove_quietly(staging)
+
+    def _publish(
+        self, source: str, payload: str, staging: str, entry_dir: str, meta: EntryMeta
+    ) -> Entry:
+        """Put ``source`` at ``payload`` in ``staging``, then ``staging`` at ``entry_dir``."""
+        self._move(source, payload)
+        try:
+            _write_meta(staging, meta)
+            return self._persist(staging, entry_dir, meta)
+        except BaseException:
+            # Give the caller its (possibly large) download back rather than delete it.
+            if os.path.lexists(payload) and not os.path.lexists(source):
+                with contextlib.suppress(OSError):
+                    os.rename(payload, source)
+            raise
+
+    def _move(self, source: str, target: str) -> None:
+        try:
+            _fs.rename(source, target, policy=self.fs_policy)
+        except OSError as error:
+            if error.errno != errno.EXDEV:
+                raise
+            # The source is on another filesystem: copy it into the temporary
+            # area (still invisible to readers), then drop the original.
+            if os.path.isdir(source):
+                shutil.copytree(source, target, symlinks=True)
+            else:
+                shutil.copy2(source, target)
+            self._remove_quietly(source)
+
+    def _persist(self, staging: str, entry_dir: str, meta: EntryMeta) -> Entry:
+        for _ in range(3):
+            if os.path.lexists(entry_dir) and read_entry(entry_dir) is None:
+                # A broken entry would block this key for ever; ours replaces it.
+                self._discard(entry_dir)
+            parent = os.path.dirname(entry_dir)
+            os.makedirs(parent, exist_ok=True)
+            try:
+                placed = _fs.persist_dir(staging, entry_dir, policy=self.fs_policy)
+            except FileNotFoundError:
+                if os.path.isdir(staging) and not os.path.isdir(parent):
+                    continue  # `clean` took the bucket away meanwhile: make it again
+                raise
+            if placed:
+                _fs.fsync_dir(parent)
+                return Entry(Path(payload_path(entry_dir, meta)), meta)
+            theirs = read_entry(entry_dir)
+            if theirs is None:
+                raise CacheError(
+                    f"Another process committed {entry_dir} and it vanished at once; try again"
+                )
+            return theirs
+        raise CacheError(f"Cannot commit {entry_dir}: its bucket keeps disappearing")
+
+    # --- maintenance ------------------------------------------------------------
+
+    def verify(self, *, fix: bool = False) -> VerifyReport:
+        """Re-hash every entry; report the corrupt ones and, with ``fix``, remove them.
+
+        Example:
+            >>> import tempfile
+            >>> Cache(tempfile.mkdtemp()).verify().sound
+            True
+        """
+        from surefetch._cache_maintenance import verify
+
+        return verify(self, fix=fix)
+
+    def prune(self, *, older_than: float = 3600.0) -> PruneReport:
+        """Remove what killed writers left: temporaries and partials whose key is not locked.
+
+        Only items unchanged for ``older_than`` seconds go, and never an entry,
+        so it is safe while other processes use the cache.
+
+        Example:
+            >>> import tempfile
+            >>> Cache(tempfile.mkdtemp()).prune().removed
+            0
+        """
+        from surefetch._cache_maintenance import prune
+
+        return prune(self, older_than=older_than)
+
+    def clean(self) -> CleanReport:
+        """Empty the cache: wait for the writers at work, then remove every entry and temporary.
+
+        Example:
+            >>> import tempfile
+            >>> Cache(tempfile.mkdtemp()).clean().entries
+            0
+        """
+        from surefetch._cache_maintenance import clean
+
+        return clean(self)
+
+    def info(self) -> CacheInfo:
+        """Entries and bytes per bucket, and in the temporary area.
+
+        Example:
+            >>> import tempfile
+            >>> Cache(tempfile.mkdtemp()).info().entries
+            0
+        """
+        from surefetch._cache_maintenance import info
+
+        return info(self)
