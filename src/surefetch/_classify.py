@@ -201,7 +201,9 @@ def classify(exc: BaseException) -> Decision:
 
     Transient: connection reset/aborted/refused, broken pipe, timeouts,
     unexpected EOF and incomplete reads, DNS temporary failure, HTTP 408, 429
-    and 5xx (with Retry-After for 429 and 503), HTTP/2 stream resets.
+    and 5xx (with Retry-After for 429 and 503), HTTP/2 stream resets. A
+    stream that ended early (EOFError) counts as transient only when no other
+    link of the chain decides, since a failed download also ends a stream.
     Fatal: TLS certificate errors, other 4xx, and anything unknown. An
     exception may also declare itself with a ``surefetch_transient`` attribute.
 
@@ -213,8 +215,24 @@ def classify(exc: BaseException) -> Decision:
     """
     if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
         return Decision.fatal(type(exc).__name__)
-    for link in iter_chain(exc):
+    chain = list(iter_chain(exc))
+    for link in chain:
         decision = _classify_one(link)
         if decision is not None:
             return decision
+    # Only when nothing in the chain decides: a stream that ended early
+    # (a decompressor's EOFError, tar's "unexpected end of data") is what a
+    # body truncated without any transport error looks like.
+    for link in chain:
+        if _is_unexpected_end(link):
+            return Decision.transient(_describe(link))
     return Decision.fatal(_describe(exc))
+
+
+def _is_unexpected_end(exc: BaseException) -> bool:
+    if isinstance(exc, EOFError):
+        return True
+    tarfile = sys.modules.get("tarfile")
+    return (
+        tarfile is not None and isinstance(exc, tarfile.ReadError) and "unexpected end" in str(exc)
+    )

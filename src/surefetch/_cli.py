@@ -10,12 +10,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from surefetch._cli_output import EXIT_INTERRUPTED, EXIT_USAGE
 from surefetch._version import __version__
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,7 +22,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"surefetch {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     from surefetch._cli_cache import add_cache_parser
+    from surefetch._cli_fetch import add_fetch_parser
 
+    add_fetch_parser(commands)
     add_cache_parser(commands)
     return parser
 
@@ -39,5 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stdout)
         return EXIT_USAGE
     handler = args.handler
-    result: int = handler(args)
+    try:
+        result: int = handler(args)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return result

@@ -1,0 +1,38 @@
+"""A chaos server in its own process for the benchmarks, scripted over stdin.
+
+Running the server in the benchmark's own process would make it share the
+GIL with the library under test. Prints its base URL, then reads commands:
+
+    reset PATH NBYTES COUNT   the next COUNT requests to PATH reset after NBYTES
+                              bytes each (so a resumed download resets every NBYTES)
+    count                     prints the number of requests served so far
+    quit
+"""
+
+from __future__ import annotations
+
+import sys
+
+from surefetch.testing import ChaosServer, Fault
+
+
+def main() -> int:
+    root = sys.argv[1]
+    with ChaosServer(root=root, max_seconds=3600) as server:
+        print(server.base_url, flush=True)
+        for line in sys.stdin:
+            words = line.split()
+            if not words or words[0] == "quit":
+                break
+            if words[0] == "reset":
+                path, nbytes, count = words[1], int(words[2]), int(words[3])
+                server.clear_scripts()
+                server.script(path, [Fault.reset_after(nbytes)] * count)
+            elif words[0] == "count":
+                pass
+            print(server.request_count(), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,125 @@
+"""`surefetch fetch`: download a URL into the cache and print where it is."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from surefetch._cli_output import (
+    EXIT_OK,
+    ProgressBar,
+    configure_logging,
+    run_reporting,
+)
+from surefetch._errors import ConfigError
+from surefetch._settings import MAX_RETRIES, parse_whole_number
+from surefetch._url import Redactor
+
+
+def add_fetch_parser(commands: Any) -> None:
+    """Register ``surefetch fetch`` on ``commands``."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "fetch",
+        help="download a URL into the cache (or find it there) and print its path",
+        description="Download URL into the cache, or find it there, and print the cached path.",
+    )
+    parser.add_argument("url", metavar="URL")
+    parser.add_argument("--sha256", metavar="HEX", help="expected sha256 of the file")
+    parser.add_argument("-o", "--output", metavar="PATH", help="also write the file to PATH")
+    parser.add_argument(
+        "--mirror",
+        metavar="URL",
+        action="append",
+        default=[],
+        help="a mirror to try when URL fails (repeatable, tried in order)",
+    )
+    parser.add_argument("--retries", metavar="N", help="retries per URL (default 3)")
+    parser.add_argument("--cache-dir", metavar="DIR", help="cache root (over SUREFETCH_CACHE_DIR)")
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="do not use a cached copy: download again and replace it",
+    )
+    parser.add_argument(
+        "--offline", action="store_true", help="use the cache only (also SUREFETCH_OFFLINE=1)"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    loudness = parser.add_mutually_exclusive_group()
+    loudness.add_argument(
+        "-v", "--verbose", action="count", default=0, help="show retries and resumes"
+    )
+    loudness.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    parser.set_defaults(handler=run_fetch)
+
+
+def _write_output(source: Path, target: str) -> Path:
+    """Copy the cached file to ``target`` atomically; the cache entry stays untouched."""
+    destination = Path(target).expanduser()
+    if destination.is_dir():
+        destination = destination / source.name
+    directory = destination.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{destination.name}.")
+    os.close(handle)
+    try:
+        shutil.copyfile(source, temporary)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, destination)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return destination.resolve()
+
+
+def run_fetch(args: argparse.Namespace) -> int:
+    """Handle ``surefetch fetch``."""
+    redactor = Redactor([args.url, *args.mirror])
+    verbosity = -1 if args.quiet else args.verbose
+    configure_logging(verbosity=verbosity, redactor=redactor)
+
+    def action() -> int:
+        from surefetch._fetch import afetch_result
+        from surefetch._sync import run_sync
+
+        retries = None
+        if args.retries is not None:
+            retries = parse_whole_number("--retries", args.retries, minimum=0, maximum=MAX_RETRIES)
+        if args.output is not None and not args.output.strip():
+            raise ConfigError("-o '' is not valid: expected a path")
+        show_bar = not args.quiet and not args.json and sys.stderr.isatty() and sys.stdout.isatty()
+        bar = ProgressBar(redactor.scrub(args.url.rsplit("/", 1)[-1])) if show_bar else None
+        try:
+            result = run_sync(
+                afetch_result(
+                    args.url,
+                    sha256=args.sha256,
+                    mirrors=args.mirror,
+                    cache=args.cache_dir,
+                    retries=retries,
+                    offline=True if args.offline else None,
+                    refresh=args.no_cache,
+                    progress=bar,
+                )
+            )
+        finally:
+            if bar is not None:
+                bar.close()
+        shown = result.path
+        if args.output is not None:
+            shown = _write_output(result.path, args.output)
+        if args.json:
+            record = result.to_json()
+            record["path"] = str(shown)
+            record["cache_path"] = str(result.path)
+            print(redactor.scrub(json.dumps(record)))
+        elif not args.quiet or args.output is None:
+            print(shown)
+        return EXIT_OK
+
+    return run_reporting(action, redactor=redactor, verbose=args.verbose > 0)

@@ -1,0 +1,177 @@
+"""What the command line prints: errors with their causes, logs, progress.
+
+Expected failures print ``error: <what failed>`` and one ``  Caused by:``
+line per link of the cause chain, with credentials scrubbed, and map to an
+exit code; they never print a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from surefetch._classify import iter_chain
+from surefetch._errors import ConfigError, RetriesExhausted, SurefetchError
+from surefetch._url import Redactor
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _text(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    if (
+        isinstance(error, OSError)
+        and error.filename is not None
+        and str(error.filename) not in text
+    ):
+        text = f"{text}: {error.filename}"
+    name = type(error).__name__
+    if not text:
+        return name
+    if isinstance(error, SurefetchError):
+        return text
+    return f"{name}: {text}" if not isinstance(error, OSError) else text
+
+
+def cause_chain(error: BaseException) -> list[BaseException]:
+    """``error`` and its causes, outermost first, following ``__cause__`` then ``__context__``."""
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in chain:
+        chain.append(current)
+        if current.__cause__ is not None:
+            current = current.__cause__
+        elif not current.__suppress_context__:
+            current = current.__context__
+        else:
+            current = None
+    return chain
+
+
+def format_error(error: BaseException, *, redactor: Redactor, verbose: bool = False) -> str:
+    """The lines printed for an expected failure.
+
+    Example:
+        >>> try:
+        ...     try:
+        ...         raise ConnectionResetError(104, "Connection reset by peer")
+        ...     except OSError as e:
+        ...         raise SurefetchError("Failed to download https://h/x") from e
+        ... except SurefetchError as err:
+        ...     print(format_error(err, redactor=Redactor()))
+        error: Failed to download https://h/x
+          Caused by: [Errno 104] Connection reset by peer
+    """
+    chain = cause_chain(error)
+    lines = [f"error: {_text(chain[0])}"]
+    lines += [f"  Caused by: {_text(link)}" for link in chain[1:]]
+    if verbose:
+        for link in iter_chain(error):
+            if isinstance(link, RetriesExhausted):
+                lines.append("  Attempts:")
+                for attempt in link.attempts:
+                    wait = "" if attempt.wait is None else f", then waited {attempt.wait:.2f}s"
+                    lines.append(
+                        f"    {attempt.number}. at {attempt.elapsed:.2f}s: "
+                        f"{_text(attempt.error)}{wait}"
+                    )
+                break
+    return redactor.scrub("\n".join(lines))
+
+
+def exit_code_for(error: BaseException) -> int:
+    """2 for a bad setting or usage, 1 for any other expected failure."""
+    return EXIT_USAGE if isinstance(error, ConfigError) else EXIT_FAILED
+
+
+def run_reporting(
+    action: Callable[[], int], *, redactor: Redactor, verbose: bool, stream: TextIO | None = None
+) -> int:
+    """Run ``action``; print expected failures and turn them into exit codes."""
+    out = stream or sys.stderr
+    try:
+        return action()
+    except KeyboardInterrupt:
+        print("error: interrupted", file=out)
+        return EXIT_INTERRUPTED
+    except (SurefetchError, OSError) as error:
+        print(format_error(error, redactor=redactor, verbose=verbose), file=out)
+        return exit_code_for(error)
+
+
+class _ScrubFilter(logging.Filter):
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self._redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self._redactor.scrub(record.getMessage())
+        record.args = None
+        return True
+
+
+def configure_logging(*, verbosity: int, redactor: Redactor) -> None:
+    """Send the ``surefetch`` logger to stderr: warnings by default, INFO with -v."""
+    logger = logging.getLogger("surefetch")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.addFilter(_ScrubFilter(redactor))
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    if verbosity < 0:
+        logger.setLevel(logging.ERROR)
+    elif verbosity == 0:
+        logger.setLevel(logging.WARNING)
+    elif verbosity == 1:
+        logger.setLevel(logging.INFO)
+    else:
+        logger.setLevel(logging.DEBUG)
+
+
+class ProgressBar:
+    """A progress bar on stderr for downloads that take a while.
+
+    Nothing shows for the first half second, so fast downloads and cache
+    hits stay quiet, and rich is imported only when a bar is drawn.
+    """
+
+    def __init__(self, description: str, *, delay: float = 0.5) -> None:
+        self._description = description
+        self._started = time.monotonic()
+        self._delay = delay
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __call__(self, received: int, total: int | None) -> None:
+        if self._progress is None:
+            if time.monotonic() - self._started < self._delay:
+                return
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            self._progress = Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                transient=True,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task(self._description, total=total)
+        self._progress.update(self._task, completed=received, total=total)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()

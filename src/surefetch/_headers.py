@@ -1,0 +1,67 @@
+"""HTTP header logic for downloads: Retry-After, Content-Range (pure, no I/O)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+
+_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
+
+
+def parse_retry_after(value: str | None, *, now: float) -> float | None:
+    """Seconds to wait from a Retry-After value (delta seconds or an HTTP date).
+
+    ``now`` is the current Unix time; a date in the past means no wait.
+    Unparseable values give None (fall back to the backoff schedule).
+
+    Example:
+        >>> parse_retry_after("120", now=0.0)
+        120.0
+        >>> parse_retry_after("Thu, 01 Jan 1970 00:00:30 GMT", now=10.0)
+        20.0
+        >>> parse_retry_after("soon", now=0.0) is None
+        True
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+@dataclass(frozen=True, slots=True)
+class ContentRange:
+    """A parsed ``Content-Range: bytes first-last/total`` (total None for ``*``)."""
+
+    first: int
+    last: int
+    total: int | None
+
+
+def parse_content_range(value: str | None) -> ContentRange | None:
+    """Parse a Content-Range header; None when absent or malformed.
+
+    Example:
+        >>> parse_content_range("bytes 100-199/1000")
+        ContentRange(first=100, last=199, total=1000)
+        >>> parse_content_range("bytes */1000") is None
+        True
+    """
+    if value is None:
+        return None
+    match = _CONTENT_RANGE.match(value)
+    if match is None:
+        return None
+    first, last = int(match[1]), int(match[2])
+    total = None if match[3] == "*" else int(match[3])
+    if last < first or (total is not None and last >= total):
+        return None
+    return ContentRange(first, last, total)

@@ -1,0 +1,159 @@
+"""What a fetch asks for and what it produced, and the cache-hit fast path.
+
+Nothing here imports asyncio or the HTTP stack: a cache hit, from the
+library's `fetch` or from the command line, is answered from this module
+alone, which keeps ``surefetch fetch URL`` on a hit close to the start-up
+time of Python itself.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from surefetch._errors import ConfigError
+from surefetch._url import ParsedURL, Redactor, check_sha256, parse_url
+
+if TYPE_CHECKING:
+    from surefetch._cache import Cache
+
+
+@dataclass(frozen=True, slots=True)
+class FetchRequest:
+    """One download for `fetch_many`: a URL with its expected hash and mirrors.
+
+    Example:
+        >>> FetchRequest("https://example.org/a.whl", sha256="ab" * 32).mirrors
+        ()
+    """
+
+    url: str
+    sha256: str | None = None
+    mirrors: tuple[str, ...] = ()
+    size: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """What a fetch produced and what it took; the ``--json`` output.
+
+    ``url`` is redacted. ``attempts`` counts requests made (0 on a cache
+    hit); ``retries`` is ``attempts`` minus one per URL tried.
+    """
+
+    path: Path
+    url: str
+    sha256: str
+    size: int
+    from_cache: bool
+    attempts: int = 0
+    retries: int = 0
+    resumed_bytes: int = 0
+    elapsed_s: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict with the documented keys."""
+        return {
+            "path": str(self.path),
+            "url": self.url,
+            "sha256": self.sha256,
+            "size": self.size,
+            "from_cache": self.from_cache,
+            "attempts": self.attempts,
+            "retries": self.retries,
+            "resumed_bytes": self.resumed_bytes,
+            "elapsed_s": round(self.elapsed_s, 3),
+            **self.extra,
+        }
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
+def env_flag(name: str) -> bool:
+    """A boolean environment variable; anything but the usual spellings is a `ConfigError`."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return False
+    text = raw.strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigError(f"{name}={raw!r} is not valid: expected 1 or 0 (true/false, yes/no, on/off)")
+
+
+def env_seconds(name: str, default: float) -> float:
+    """A positive number of seconds from the environment, or ``default`` when unset."""
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    from surefetch._settings import parse_seconds
+
+    return parse_seconds(name, raw, minimum=0.001, maximum=86400.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """A checked `FetchRequest`: parsed URLs, normalised hash, cache bucket and key."""
+
+    urls: tuple[ParsedURL, ...]
+    sha256: str | None
+    size: int | None
+    bucket: str
+    key: str
+    redactor: Redactor
+
+    @property
+    def primary(self) -> ParsedURL:
+        return self.urls[0]
+
+
+def resolve(request: FetchRequest, *, bucket: str | None = None) -> Resolved:
+    """Check ``request`` (raising `ConfigError`) and find its cache key.
+
+    The key is the content hash when one is given, so that the same file from
+    any URL or mirror is stored once, and the normalised URL's hash otherwise.
+    """
+    from surefetch._cache import BUCKET_DOWNLOADS, content_key, url_key
+
+    sha256 = check_sha256(request.sha256)
+    urls = (parse_url(request.url), *(parse_url(m) for m in request.mirrors))
+    if request.size is not None and request.size < 0:
+        raise ConfigError(f"size={request.size} is not valid: expected 0 or more bytes")
+    key = content_key(sha256) if sha256 else url_key(urls[0].url)
+    return Resolved(
+        urls=urls,
+        sha256=sha256,
+        size=request.size,
+        bucket=bucket or BUCKET_DOWNLOADS,
+        key=key,
+        redactor=Redactor([request.url, *request.mirrors]),
+    )
+
+
+def cached_result(resolved: Resolved, cache: Cache, *, started: float) -> FetchResult | None:
+    """The `FetchResult` of a cache hit, or None on a miss."""
+    entry = cache.lookup(resolved.bucket, resolved.key)
+    if entry is None:
+        return None
+    return FetchResult(
+        path=entry.path,
+        url=resolved.primary.redacted,
+        sha256=entry.meta.sha256,
+        size=entry.meta.size,
+        from_cache=True,
+        elapsed_s=time.monotonic() - started,
+    )
+
+
+def open_cache(cache: Cache | str | os.PathLike[str] | None) -> Cache:
+    """``cache`` itself, or the `Cache` at that root (default: the configured one)."""
+    from surefetch._cache import Cache
+
+    return cache if isinstance(cache, Cache) else Cache(cache)

@@ -1,0 +1,130 @@
+"""Single flight and crash recovery with real processes and real SIGKILL."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from surefetch.testing import ChaosServer, Fault
+
+DATA = random.Random(2).randbytes(4 << 20)
+SHA = hashlib.sha256(DATA).hexdigest()
+
+
+def _env(cache: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["SUREFETCH_CACHE_DIR"] = str(cache)
+    env["SUREFETCH_NO_RETRY_DELAY"] = "1"
+    env.pop("SUREFETCH_OFFLINE", None)
+    return env
+
+
+def test_sixteen_processes_fetching_one_url_make_one_request(tmp_path: Path) -> None:
+    with ChaosServer(files={"/big.bin": DATA}) as server:
+        # Whatever order the processes reach the key's lock in, the first
+        # downloads and the rest find its entry: no timing is involved.
+        command = [sys.executable, "-m", "surefetch", "fetch", server.url("/big.bin"), "--json"]
+        processes = [
+            subprocess.Popen(
+                command, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+            for _ in range(16)
+        ]
+        outputs = [p.communicate(timeout=120) for p in processes]
+        assert [p.returncode for p in processes] == [0] * 16, [e for _, e in outputs]
+        assert server.request_count("/big.bin") == 1
+    records = [json.loads(out) for out, _ in outputs]
+    assert len({r["path"] for r in records}) == 1
+    assert sum(not r["from_cache"] for r in records) == 1
+    assert Path(records[0]["path"]).read_bytes() == DATA
+
+
+def _wait_for(condition: object, *, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.02)
+
+
+def test_download_killed_with_sigkill_is_resumed_by_the_next_process(tmp_path: Path) -> None:
+    half = len(DATA) // 2
+    with ChaosServer(files={"/big.bin": DATA}) as server:
+        server.script("/big.bin", [Fault.stall(120, after=half)])
+        writer = subprocess.Popen(
+            [sys.executable, "-m", "surefetch", "fetch", server.url("/big.bin"), "--sha256", SHA],
+            env=_env(tmp_path),
+            stdout=subprocess.DEVNULL,
+        )
+        partial_dir = tmp_path / "tmp" / "partial"
+
+        def half_written() -> bool:
+            parts = list(partial_dir.glob("*.part")) if partial_dir.exists() else []
+            return bool(parts) and parts[0].stat().st_size >= half
+
+        try:
+            _wait_for(half_written)
+        finally:
+            writer.send_signal(signal.SIGKILL)
+            writer.wait()
+        assert writer.returncode == -signal.SIGKILL
+        assert not list(tmp_path.glob("downloads-v1/*/*"))
+
+        server.reset_log()
+        done = subprocess.run(
+            [sys.executable, "-m", "surefetch", "fetch", server.url("/big.bin"), "--sha256", SHA],
+            env=_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert Path(done.stdout.strip()).read_bytes() == DATA
+        first = server.requests[0]
+        assert first.range_start == half
+        assert server.bytes_sent("/big.bin") == len(DATA) - half
+
+    verify = subprocess.run(
+        [sys.executable, "-m", "surefetch", "cache", "verify", "--cache-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+@pytest.mark.parametrize("kill_after", [0, 1 << 20, 3 << 20])
+def test_killed_writer_never_leaves_a_partial_entry(tmp_path: Path, kill_after: int) -> None:
+    with ChaosServer(files={"/big.bin": DATA}) as server:
+        server.script("/big.bin", [Fault.stall(120, after=kill_after)])
+        writer = subprocess.Popen(
+            [sys.executable, "-m", "surefetch", "fetch", server.url("/big.bin"), "-q"],
+            env=_env(tmp_path),
+        )
+        _wait_for(lambda: server.request_count("/big.bin") == 1)
+        partial_dir = tmp_path / "tmp" / "partial"
+        if kill_after:
+            _wait_for(
+                lambda: any(p.stat().st_size >= kill_after for p in partial_dir.glob("*.part"))
+            )
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+        assert not list(tmp_path.glob("downloads-v1/*/*"))
+        again = subprocess.run(
+            [sys.executable, "-m", "surefetch", "fetch", server.url("/big.bin")],
+            env=_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert again.returncode == 0, again.stderr
+        assert Path(again.stdout.strip()).read_bytes() == DATA
