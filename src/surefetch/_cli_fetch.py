@@ -49,6 +49,18 @@ def add_fetch_parser(commands: Any) -> None:
     parser.add_argument(
         "--offline", action="store_true", help="use the cache only (also SUREFETCH_OFFLINE=1)"
     )
+    parser.add_argument(
+        "--extract",
+        metavar="DIR",
+        help="extract the archive (safely, while it streams) and make DIR hold its tree; "
+        "DIR must not exist or be empty",
+    )
+    parser.add_argument(
+        "--strip-components",
+        metavar="N",
+        default="0",
+        help="with --extract: drop N leading path components of every member",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     loudness = parser.add_mutually_exclusive_group()
     loudness.add_argument(
@@ -77,6 +89,36 @@ def _write_output(source: Path, target: str) -> Path:
     return destination.resolve()
 
 
+def _check_extract_target(target: str) -> Path:
+    """The --extract directory, which must not exist or be empty (checked before fetching)."""
+    if not target.strip():
+        raise ConfigError("--extract '' is not valid: expected a directory")
+    path = Path(target).expanduser()
+    if path.exists() or path.is_symlink():
+        if not path.is_dir():
+            raise ConfigError(
+                f"--extract {target!r} is not valid: it exists and is not a directory"
+            )
+        if any(path.iterdir()):
+            raise ConfigError(f"--extract {target!r} is not valid: the directory is not empty")
+    return path
+
+
+def _place_tree(tree: Path, target: Path) -> Path:
+    """Copy the cached tree to ``target``: built beside it, then renamed into place."""
+    target = target.absolute()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        shutil.copytree(tree, staging / "tree", symlinks=True)
+        if target.is_dir():
+            target.rmdir()  # empty, as checked; refuses if something appeared since
+        os.rename(staging / "tree", target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
 def run_fetch(args: argparse.Namespace) -> int:
     """Handle ``surefetch fetch``."""
     redactor = Redactor([args.url, *args.mirror])
@@ -92,6 +134,12 @@ def run_fetch(args: argparse.Namespace) -> int:
             retries = parse_whole_number("--retries", args.retries, minimum=0, maximum=MAX_RETRIES)
         if args.output is not None and not args.output.strip():
             raise ConfigError("-o '' is not valid: expected a path")
+        strip = parse_whole_number(
+            "--strip-components", args.strip_components, minimum=0, maximum=1000
+        )
+        extract_to = None if args.extract is None else _check_extract_target(args.extract)
+        if extract_to is not None and args.output is not None:
+            raise ConfigError("-o and --extract cannot be used together")
         show_bar = not args.quiet and not args.json and sys.stderr.isatty() and sys.stdout.isatty()
         bar = ProgressBar(redactor.scrub(args.url.rsplit("/", 1)[-1])) if show_bar else None
         try:
@@ -105,6 +153,8 @@ def run_fetch(args: argparse.Namespace) -> int:
                     offline=True if args.offline else None,
                     refresh=args.no_cache,
                     progress=bar,
+                    extract=extract_to is not None,
+                    strip_components=strip,
                 )
             )
         finally:
@@ -113,10 +163,14 @@ def run_fetch(args: argparse.Namespace) -> int:
         shown = result.path
         if args.output is not None:
             shown = _write_output(result.path, args.output)
+        if extract_to is not None:
+            shown = _place_tree(result.path, extract_to)
         if args.json:
             record = result.to_json()
             record["path"] = str(shown)
             record["cache_path"] = str(result.path)
+            if extract_to is not None:
+                record["extracted_to"] = str(shown)
             print(redactor.scrub(json.dumps(record)))
         elif not args.quiet or args.output is None:
             print(shown)

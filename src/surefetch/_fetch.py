@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     import aiohttp
 
     from surefetch._cache import Cache
-    from surefetch._extract import GrowingFileReader
+    from surefetch._extract import ExtractLimits, GrowingFileReader
 
 logger = logging.getLogger("surefetch")
 
@@ -58,6 +58,7 @@ class _Options:
     progress: ProgressCallback | None
     connect_timeout: float
     read_timeout: float
+    limits: ExtractLimits | None = None
 
 
 def _options(
@@ -68,6 +69,7 @@ def _options(
     offline: bool | None,
     refresh: bool,
     progress: ProgressCallback | None,
+    limits: ExtractLimits | None = None,
 ) -> _Options:
 
     cache = open_cache(cache)
@@ -83,6 +85,7 @@ def _options(
         progress=progress,
         connect_timeout=env_seconds("SUREFETCH_CONNECT_TIMEOUT", 10.0),
         read_timeout=env_seconds("SUREFETCH_HTTP_TIMEOUT", 30.0),
+        limits=limits,
     )
 
 
@@ -244,6 +247,17 @@ def _verify(partial: PartialFile, *, url: ParsedURL, sha256: str | None, size: i
 
 async def _fetch(request: FetchRequest, *, sessions: _Sessions, options: _Options) -> FetchResult:
     started = time.monotonic()
+    if request.extract:
+        from surefetch._extract import DEFAULT_LIMITS
+        from surefetch._fetch_archive import fetch_archive
+
+        return await fetch_archive(
+            request,
+            sessions=sessions,
+            options=options,
+            limits=options.limits or DEFAULT_LIMITS,
+            started=started,
+        )
     from surefetch._cache_entry import EntryMeta
 
     resolved = resolve(request)
@@ -371,6 +385,9 @@ async def afetch_result(
     offline: bool | None = None,
     refresh: bool = False,
     progress: ProgressCallback | None = None,
+    extract: bool = False,
+    strip_components: int = 0,
+    limits: ExtractLimits | None = None,
 ) -> FetchResult:
     """Like `afetch`, returning a `FetchResult` with what the fetch took."""
     options = _options(
@@ -380,14 +397,19 @@ async def afetch_result(
         offline=offline,
         refresh=refresh,
         progress=progress,
+        limits=limits,
     )
     sessions = _Sessions(options)
     try:
-        return await _fetch(
-            FetchRequest(url, sha256=sha256, mirrors=tuple(mirrors), size=size),
-            sessions=sessions,
-            options=options,
+        request = FetchRequest(
+            url,
+            sha256=sha256,
+            mirrors=tuple(mirrors),
+            size=size,
+            extract=extract,
+            strip_components=strip_components,
         )
+        return await _fetch(request, sessions=sessions, options=options)
     finally:
         await sessions.close()
 
@@ -404,6 +426,9 @@ async def afetch(
     offline: bool | None = None,
     refresh: bool = False,
     progress: ProgressCallback | None = None,
+    extract: bool = False,
+    strip_components: int = 0,
+    limits: ExtractLimits | None = None,
 ) -> Path:
     """Download ``url`` into the cache (or find it there) and return the cached file's path.
 
@@ -415,6 +440,13 @@ async def afetch(
     ``SUREFETCH_OFFLINE``) uses the cache only. ``refresh`` downloads again
     and replaces the entry. ``progress(received, total)`` is called as bytes
     arrive.
+
+    With ``extract=True`` the file must be an archive (tar, tar.gz, tar.bz2,
+    tar.xz, tar.zst, zip or wheel, told by name and magic bytes); it is
+    extracted safely while it streams, ``strip_components`` leading path
+    components are dropped from its members, ``limits`` (an `ExtractLimits`)
+    bounds its size, file count and compression ratio, and the path returned
+    is the cached, extracted tree.
 
     Raises `DownloadError` (with the cause chain, e.g. "Request failed after
     3 retries in 7.2s"), `IntegrityError` inside it for a hash mismatch,
@@ -438,6 +470,9 @@ async def afetch(
         offline=offline,
         refresh=refresh,
         progress=progress,
+        extract=extract,
+        strip_components=strip_components,
+        limits=limits,
     )
     return result.path
 
@@ -454,6 +489,9 @@ def fetch(
     offline: bool | None = None,
     refresh: bool = False,
     progress: ProgressCallback | None = None,
+    extract: bool = False,
+    strip_components: int = 0,
+    limits: ExtractLimits | None = None,
 ) -> Path:
     """Download ``url`` into the cache (or find it there) and return the cached file's path.
 
@@ -467,9 +505,10 @@ def fetch(
     if not refresh:
         # A cache hit needs no event loop.
         request = FetchRequest(url, sha256=sha256, mirrors=tuple(mirrors), size=size)
-        hit = cached_result(resolve(request), open_cache(cache), started=time.monotonic())
-        if hit is not None:
-            return hit.path
+        if not extract:
+            hit = cached_result(resolve(request), open_cache(cache), started=time.monotonic())
+            if hit is not None:
+                return hit.path
     return run_sync(
         afetch(
             url,
@@ -482,6 +521,9 @@ def fetch(
             offline=offline,
             refresh=refresh,
             progress=progress,
+            extract=extract,
+            strip_components=strip_components,
+            limits=limits,
         )
     )
 

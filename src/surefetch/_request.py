@@ -34,6 +34,8 @@ class FetchRequest:
     sha256: str | None = None
     mirrors: tuple[str, ...] = ()
     size: int | None = None
+    extract: bool = False
+    strip_components: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +126,10 @@ def resolve(request: FetchRequest, *, bucket: str | None = None) -> Resolved:
 
     sha256 = check_sha256(request.sha256)
     urls = (parse_url(request.url), *(parse_url(m) for m in request.mirrors))
+    if request.strip_components < 0:
+        raise ConfigError(
+            f"strip_components={request.strip_components} is not valid: expected 0 or more"
+        )
     if request.size is not None and request.size < 0:
         raise ConfigError(f"size={request.size} is not valid: expected 0 or more bytes")
     key = content_key(sha256) if sha256 else url_key(urls[0].url)
@@ -149,6 +155,7 @@ def cached_result(resolved: Resolved, cache: Cache, *, started: float) -> FetchR
         size=entry.meta.size,
         from_cache=True,
         elapsed_s=time.monotonic() - started,
+        extra={} if entry.meta.files is None else {"files": entry.meta.files},
     )
 
 

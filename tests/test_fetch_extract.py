@@ -1,0 +1,232 @@
+"""Fetch and extract through the chaos server: streaming, resumed, retried, safe."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import surefetch
+from archives import Dir, File, Symlink, make_archive
+from surefetch import RetriesExhausted, RetryEvent
+from surefetch._cli import main
+from surefetch._errors import ExtractError, UnsafeArchiveError
+from surefetch._extract import ArchiveFormat
+from surefetch.testing import ChaosServer, Fault, no_wait
+
+_rng = random.Random(5)
+# Incompressible content, so that the archives are large enough for "under
+# 1% re-sent" to mean something.
+MEMBERS = {
+    "python/": Dir(),
+    "python/bin/": Dir(),
+    "python/bin/python3": File(_rng.randbytes(3 << 20), mode=0o755),
+    "python/lib/": Dir(),
+    **{f"python/lib/m{i}.py": File(_rng.randbytes(40_000)) for i in range(60)},
+    "python/bin/python": Symlink("python3"),
+}
+EXPECTED = {
+    name.removeprefix("python/"): member.data
+    for name, member in MEMBERS.items()
+    if isinstance(member, File)
+}
+SUFFIX = {
+    ArchiveFormat.TAR_GZ: ".tar.gz",
+    ArchiveFormat.TAR_XZ: ".tar.xz",
+    ArchiveFormat.TAR_ZST: ".tar.zst",
+    ArchiveFormat.TAR_BZ2: ".tar.bz2",
+    ArchiveFormat.TAR: ".tar",
+    ArchiveFormat.ZIP: ".zip",
+}
+ARCHIVES = {fmt: make_archive(MEMBERS, fmt) for fmt in SUFFIX}
+
+
+@pytest.fixture(autouse=True)
+def _environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in ("SUREFETCH_HTTP_RETRIES", "SUREFETCH_OFFLINE", "SUREFETCH_CACHE_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    with no_wait():
+        yield
+
+
+@pytest.fixture
+def server() -> Iterator[ChaosServer]:
+    files = {f"/python{SUFFIX[fmt]}": data for fmt, data in ARCHIVES.items()}
+    with ChaosServer(files=files) as chaos:
+        yield chaos
+
+
+@pytest.fixture
+def events() -> Iterator[list[RetryEvent]]:
+    seen: list[RetryEvent] = []
+    unsubscribe = surefetch.add_retry_hook(seen.append)
+    yield seen
+    unsubscribe()
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.is_symlink()
+    }
+
+
+def _check_tree(root: Path) -> None:
+    assert _tree(root) == EXPECTED
+    assert (root / "bin" / "python").is_symlink()
+    assert (root / "bin" / "python3").stat().st_mode & 0o111
+
+
+@pytest.mark.parametrize("fmt", list(SUFFIX), ids=lambda f: SUFFIX[f])
+def test_every_format_extracts(server: ChaosServer, tmp_path: Path, fmt: ArchiveFormat) -> None:
+    url = server.url(f"/python{SUFFIX[fmt]}")
+    tree = surefetch.fetch(url, extract=True, strip_components=1, cache=tmp_path)
+    _check_tree(tree)
+    assert surefetch.fetch(url, extract=True, strip_components=1, cache=tmp_path) == tree
+    assert server.request_count() == 1
+
+
+@pytest.mark.parametrize(
+    "fmt", [ArchiveFormat.TAR_GZ, ArchiveFormat.TAR_XZ, ArchiveFormat.TAR_ZST], ids=str
+)
+def test_two_resets_mid_body_resume_without_restarting_extraction(
+    server: ChaosServer, tmp_path: Path, fmt: ArchiveFormat
+) -> None:
+    data = ARCHIVES[fmt]
+    path = f"/python{SUFFIX[fmt]}"
+    server.script(path, [Fault.reset_after(len(data) // 3), Fault.reset_after(len(data) // 3)])
+    result = _run(
+        surefetch.afetch_result(
+            server.url(path),
+            sha256=hashlib.sha256(data).hexdigest(),
+            extract=True,
+            strip_components=1,
+            cache=tmp_path,
+        )
+    )
+    _check_tree(result.path)
+    assert server.request_count() == 3 == result.attempts
+    resent = server.bytes_sent(path) - len(data)
+    assert 0 <= resent < len(data) / 100
+    assert result.extra["files"] == len(EXPECTED)
+
+
+def test_truncated_body_the_transport_did_not_flag_is_retried(
+    server: ChaosServer, tmp_path: Path, events: list[RetryEvent]
+) -> None:
+    data = ARCHIVES[ArchiveFormat.TAR_GZ]
+    # The server sends a complete response whose content is cut short; the
+    # transport sees nothing wrong, the decompressor does.
+    server.add_file("/cut.tar.gz", data[: len(data) // 2])
+
+    def repair(event: RetryEvent) -> None:
+        server.add_file("/cut.tar.gz", data)
+
+    unsubscribe = surefetch.add_retry_hook(repair)
+    try:
+        tree = surefetch.fetch(
+            server.url("/cut.tar.gz"), extract=True, strip_components=1, cache=tmp_path
+        )
+    finally:
+        unsubscribe()
+    _check_tree(tree)
+    assert len(events) == 1
+    assert "EOFError" in events[0].reason or "ended" in events[0].reason
+    assert server.request_count() == 2
+
+
+def test_exhausted_budget_reads_as_failed_extraction_caused_by_retries(
+    server: ChaosServer, tmp_path: Path
+) -> None:
+    path = "/python.tar.gz"
+    server.script(path, [Fault.reset_after(10_000)] * 4)
+    with pytest.raises(ExtractError) as info:
+        surefetch.fetch(server.url(path), extract=True, retries=3, cache=tmp_path)
+    assert str(info.value) == "Failed to extract archive 'python.tar.gz'"
+    chain = []
+    link: BaseException | None = info.value
+    while link is not None:
+        chain.append(link)
+        link = link.__cause__
+    exhausted = [e for e in chain if isinstance(e, RetriesExhausted)]
+    assert len(exhausted) == 1
+    assert str(exhausted[0]).startswith("Request failed after 3 retries in ")
+    assert server.request_count() == 4  # the nested loops shared one budget
+    assert not list(tmp_path.glob("archives-v1/*/*"))
+
+
+def test_unsafe_archive_is_refused_and_nothing_is_cached(
+    server: ChaosServer, tmp_path: Path
+) -> None:
+    evil = make_archive(
+        {"ok.txt": File(b"fine"), "../escape.txt": File(b"evil")}, ArchiveFormat.TAR_GZ
+    )
+    server.add_file("/evil.tar.gz", evil)
+    with pytest.raises(UnsafeArchiveError, match="escape"):
+        surefetch.fetch(server.url("/evil.tar.gz"), extract=True, cache=tmp_path)
+    assert server.request_count() == 1  # refused archives are not retried
+    assert not list(tmp_path.glob("archives-v1/*/*"))
+    assert not list(tmp_path.rglob("escape.txt"))
+
+
+def test_unknown_format_is_a_clear_error(server: ChaosServer, tmp_path: Path) -> None:
+    server.add_file("/notes.txt", b"just text, not an archive\n" * 40)
+    with pytest.raises(ExtractError, match="notes.txt"):
+        surefetch.fetch(server.url("/notes.txt"), extract=True, cache=tmp_path)
+
+
+def test_server_ignoring_range_restarts_extraction_cleanly(
+    server: ChaosServer, tmp_path: Path
+) -> None:
+    data = ARCHIVES[ArchiveFormat.TAR_XZ]
+    path = "/python.tar.xz"
+    server.script(path, [Fault.reset_after(len(data) // 2), Fault.ignore_range()])
+    tree = surefetch.fetch(server.url(path), extract=True, strip_components=1, cache=tmp_path)
+    _check_tree(tree)
+
+
+def test_cli_extract_to_a_directory(
+    server: ChaosServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "out"
+    args = [
+        "fetch",
+        server.url("/python.tar.zst"),
+        "--extract",
+        str(target),
+        "--strip-components",
+        "1",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--json",
+    ]
+    assert main(args) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["extracted_to"] == str(target)
+    assert record["files"] == len(EXPECTED)
+    _check_tree(target)
+
+
+def test_cli_extract_refuses_a_non_empty_directory(
+    server: ChaosServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "busy"
+    target.mkdir()
+    (target / "keep.txt").write_text("mine")
+    args = ["fetch", server.url("/python.tar.gz"), "--extract", str(target)]
+    assert main([*args, "--cache-dir", str(tmp_path / "cache")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "not empty" in err
+    assert (target / "keep.txt").read_text() == "mine"
+    assert server.request_count() == 0
+
+
+def _run(coroutine: object) -> surefetch.FetchResult:
+    import asyncio
+
+    return asyncio.run(coroutine)  # type: ignore[arg-type]
