@@ -176,7 +176,7 @@ def test_unsafe_archive_is_refused_and_nothing_is_cached(
 
 def test_unknown_format_is_a_clear_error(server: ChaosServer, tmp_path: Path) -> None:
     server.add_file("/notes.txt", b"just text, not an archive\n" * 40)
-    with pytest.raises(ExtractError, match="notes.txt"):
+    with pytest.raises(ExtractError, match=r"notes\.txt"):
         surefetch.fetch(server.url("/notes.txt"), extract=True, cache=tmp_path)
 
 
