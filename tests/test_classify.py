@@ -178,8 +178,8 @@ def test_cycles_in_the_chain_terminate() -> None:
 @pytest.mark.parametrize(
     ("status", "retry_after", "expected"),
     [
-        (429, 3.0, Decision(True, "HTTP 429", 3.0)),
-        (503, 3.0, Decision(True, "HTTP 503", 3.0)),
+        (429, 3.0, Decision(True, "HTTP 429, Retry-After 3s", 3.0)),
+        (503, 3.0, Decision(True, "HTTP 503, Retry-After 3s", 3.0)),
         (500, 3.0, Decision(True, "HTTP 500", None)),
         (429, None, Decision(True, "HTTP 429", None)),
         (404, None, Decision(False, "HTTP 404", None)),

@@ -190,7 +190,7 @@ def test_retry_after_wait_is_reported(
 ) -> None:
     server.script("/small.txt", [Fault.retry_after(7, status=503)])
     surefetch.fetch(server.url("/small.txt"), cache=tmp_path)
-    assert [(e.wait, e.reason) for e in events] == [(7.0, "HTTP 503")]
+    assert [(e.wait, e.reason) for e in events] == [(7.0, "HTTP 503, Retry-After 7s")]
 
 
 def test_mirror_takes_over(tmp_path: Path) -> None:

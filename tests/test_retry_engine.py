@@ -315,7 +315,7 @@ def test_retry_after_is_used_as_the_wait(events: list[RetryEvent]) -> None:
 
     assert limited() == "ok"
     assert events[0].wait == 7.0
-    assert events[0].reason == "HTTP 429"
+    assert events[0].reason == "HTTP 429, Retry-After 7s"
 
 
 def test_each_retry_logs_one_info_record(caplog: pytest.LogCaptureFixture) -> None:

@@ -74,14 +74,14 @@ def classify_status(status: int, *, retry_after: float | None = None) -> Decisio
 
     Example:
         >>> classify_status(503, retry_after=5.0)
-        Decision(retry=True, reason='HTTP 503', after=5.0)
+        Decision(retry=True, reason='HTTP 503, Retry-After 5s', after=5.0)
         >>> classify_status(404).retry
         False
     """
     reason = f"HTTP {status}"
     if status in _TRANSIENT_STATUSES or 500 <= status <= 599:
         if retry_after is not None and status in (429, 503):
-            return Decision.retry_after(retry_after, reason)
+            return Decision.retry_after(retry_after, f"{reason}, Retry-After {retry_after:g}s")
         return Decision.transient(reason)
     return Decision.fatal(reason)
 
@@ -164,7 +164,18 @@ def _classify_one(exc: BaseException) -> Decision | None:
             return _classify_one(held) or Decision.transient(_describe(exc))
         if isinstance(exc, aiohttp.ClientResponseError):
             return classify_status(exc.status)
-        if isinstance(exc, (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)):
+        if isinstance(exc, aiohttp.ClientPayloadError):
+            # Name what broke the body, not aiohttp's wrapper around it.
+            inner = [e for e in iter_chain(exc) if isinstance(e, OSError) and e is not exc]
+            if inner:
+                text = _describe(inner[0])
+            elif "ConnectionResetError" in str(exc):
+                # aiohttp names the connection error only in its message.
+                text = "connection reset by peer before the body was complete"
+            else:
+                text = "the response body ended early"
+            return Decision.transient(text)
+        if isinstance(exc, aiohttp.ClientConnectionError):
             return Decision.transient(_describe(exc))
     asyncio = sys.modules.get("asyncio")
     if asyncio is not None and isinstance(exc, (asyncio.TimeoutError, asyncio.IncompleteReadError)):

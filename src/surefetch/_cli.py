@@ -22,10 +22,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"surefetch {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     from surefetch._cli_cache import add_cache_parser
+    from surefetch._cli_demo import add_demo_parser
     from surefetch._cli_fetch import add_fetch_parser
 
     add_fetch_parser(commands)
     add_cache_parser(commands)
+    add_demo_parser(commands)
     return parser
 
 
