@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from surefetch import ConfigError
 from surefetch._headers import ContentRange, parse_content_range, parse_retry_after

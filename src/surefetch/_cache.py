@@ -38,7 +38,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
-import hashlib
 import logging
 import os
 import re
@@ -49,23 +48,32 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
 
 from surefetch import _fs
 from surefetch._cache_entry import (
-    KIND_FILE,
-    KIND_TREE,
-    META_NAME,
     Entry,
     EntryMeta,
-    is_valid_filename,
     payload_path,
     read_meta,
     tree_manifest,
 )
+from surefetch._cache_layout import (
+    BUCKET_ARCHIVES as BUCKET_ARCHIVES,
+    BUCKET_DOWNLOADS as BUCKET_DOWNLOADS,
+    BUCKET_WHEELS as BUCKET_WHEELS,
+    KIND_FILE,
+    KIND_TREE,
+    LAYOUT_VERSION as LAYOUT_VERSION,
+    META_NAME,
+    bucket_dir_name,
+    content_key as content_key,
+    is_valid_filename,
+    normalize_url as normalize_url,
+    url_key as url_key,
+)
 from surefetch._errors import CacheError, ConfigError, RetriesExhausted
 from surefetch._policy import RetryPolicy
-from surefetch._settings import MAX_SECONDS, parse_env_lock_timeout
+from surefetch._settings import MAX_SECONDS
 
 if TYPE_CHECKING:
     from surefetch._cache_maintenance import (
@@ -77,10 +85,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("surefetch")
 
-BUCKET_DOWNLOADS = "downloads"
-BUCKET_ARCHIVES = "archives"
-BUCKET_WHEELS = "wheels"
-LAYOUT_VERSION = 1
 
 CACHE_DIR_ENV = "SUREFETCH_CACHE_DIR"
 LOCK_TIMEOUT_ENV = "SUREFETCH_LOCK_TIMEOUT"
@@ -99,77 +103,22 @@ _TAG = (
 BUCKET_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,39}")
 KEY_PATTERN = re.compile(r"[0-9a-z][0-9a-z_-]{1,127}")
 BUCKET_DIR_PATTERN = re.compile(r"(?P<bucket>[a-z][a-z0-9_-]{0,39})-v(?P<version>[0-9]{1,4})")
-_SHA256_PATTERN = re.compile(r"[0-9a-fA-F]{64}")
-_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443, "ftp": 21}
 _SEP = os.sep
-
-
-def normalize_url(url: str) -> str:
-    """The form of ``url`` that `url_key` hashes.
-
-    Scheme and host lower-cased, the default port dropped, user information
-    and fragment dropped, an empty path made ``/``.
-
-    Example:
-        >>> normalize_url("HTTPS://user:secret@Example.ORG:443/a/b.tar.gz?x=1#part")
-        'https://example.org/a/b.tar.gz?x=1'
-    """
-    parts = urlsplit(url.strip())
-    scheme = parts.scheme.lower()
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"  # an IPv6 address keeps its brackets
-    try:
-        port = parts.port
-    except ValueError:
-        raise ValueError(f"Invalid port in URL {url!r}") from None
-    netloc = host if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
-    path = parts.path or ("/" if netloc else "")
-    return urlunsplit((scheme, netloc, path, parts.query, ""))
-
-
-def url_key(url: str) -> str:
-    """The cache key of a URL: 32 hex digits of the sha256 of `normalize_url` ``(url)``.
-
-    Example:
-        >>> url_key("https://example.org/a.whl") == url_key("HTTPS://EXAMPLE.org:443/a.whl#x")
-        True
-        >>> len(url_key("https://example.org/a.whl"))
-        32
-    """
-    return hashlib.sha256(normalize_url(url).encode("utf-8")).hexdigest()[:32]
-
-
-def content_key(sha256: str) -> str:
-    """The cache key of content with a known sha256: the hash in lower-case hex.
-
-    Example:
-        >>> content_key("AB" * 32) == "ab" * 32
-        True
-    """
-    if not isinstance(sha256, str) or not _SHA256_PATTERN.fullmatch(sha256):
-        raise ValueError(f"sha256={sha256!r} is not valid: expected 64 hexadecimal digits")
-    return sha256.lower()
 
 
 def default_root() -> Path:
     """The cache root: ``SUREFETCH_CACHE_DIR``, else the platform's user cache directory.
 
+    The ``cache_dir`` setting of `surefetch._config`: the variable, else a
+    config file, else the user cache directory.
+
     Example:
         >>> isinstance(default_root(), Path)
         True
     """
-    configured = os.environ.get(CACHE_DIR_ENV, "").strip()
-    if configured:
-        return Path(os.path.abspath(os.path.expanduser(configured)))
-    import platformdirs  # only when needed: the variable is the common case in CI
+    from surefetch._config import CACHE_DIR, resolve
 
-    return Path(platformdirs.user_cache_dir("surefetch", appauthor=False))
-
-
-def bucket_dir_name(bucket: str) -> str:
-    """The directory of ``bucket`` in the current layout version: ``<bucket>-v1``."""
-    return f"{bucket}-v{LAYOUT_VERSION}"
+    return Path(resolve(CACHE_DIR))
 
 
 def check_key(bucket: str, key: str) -> None:
@@ -278,7 +227,9 @@ class Cache:
         else:
             self.root = Path(os.path.abspath(os.path.expanduser(os.fspath(root))))
         if lock_timeout is None:
-            lock_timeout = parse_env_lock_timeout(os.environ.get(LOCK_TIMEOUT_ENV))
+            from surefetch._config import LOCK_TIMEOUT, resolve
+
+            lock_timeout = resolve(LOCK_TIMEOUT)
         elif not 0 <= lock_timeout <= MAX_SECONDS:
             raise ConfigError(
                 f"lock_timeout={lock_timeout!r} is not valid: "
@@ -318,7 +269,10 @@ class Cache:
             if not os.path.exists(tag):
                 _fs.write_atomic(tag, _TAG, policy=self.fs_policy)
         except OSError as error:
-            raise CacheError(f"Cannot use {self._root} as the cache directory") from error
+            # A cache directory that cannot be written is a setting to fix,
+            # not a failed download: one line, and exit code 2.
+            reason = error.strerror or str(error)
+            raise ConfigError(f"cache directory {self._root!r} is not usable: {reason}") from None
         self._prepared = True
 
     def _new_temp(self, bucket: str, key: str) -> str:

@@ -9,14 +9,16 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from surefetch._cache_layout import (
+    KIND_FILE,
+    META_FORMAT,
+    parse_record,
+    payload_path as layout_payload_path,
+    read_record,
+)
 from surefetch._errors import CacheError
 
-META_NAME = "entry.json"
-META_FORMAT = 1
-KIND_FILE = "file"
-KIND_TREE = "tree"
 _CHUNK = 1 << 20
-_META_READ = 1 << 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +55,15 @@ class EntryMeta:
     manifest: str | None = None
 
     def to_json(self) -> bytes:
-        """The ``entry.json`` content."""
+        """The ``entry.json`` content.
+
+        Example:
+            >>> import json
+            >>> meta = EntryMeta(url="https://h/a.txt", size=2, sha256="ab" * 32, created=0.0,
+            ...                  filename="a.txt")
+            >>> json.loads(meta.to_json())["kind"]
+            'file'
+        """
         record = {
             "format": META_FORMAT,
             "kind": self.kind,
@@ -69,30 +79,27 @@ class EntryMeta:
 
     @classmethod
     def from_json(cls, data: bytes) -> EntryMeta:
-        """Parse ``entry.json``; raises ValueError when it is not one we wrote."""
-        record = json.loads(data)
-        if not isinstance(record, dict) or record.get("format") != META_FORMAT:
-            raise ValueError("not a surefetch entry.json of format 1")
-        kind = record.get("kind")
-        url, size, sha256 = record.get("url"), record.get("size"), record.get("sha256")
-        created, filename = record.get("created"), record.get("filename")
-        files, manifest = record.get("files"), record.get("manifest")
-        if not (
-            isinstance(url, str)
-            and type(size) is int
-            and isinstance(sha256, str)
-            and isinstance(created, (int, float))
-        ):
-            raise ValueError("url, size, sha256 or created is missing or of the wrong type")
-        if kind == KIND_FILE:
-            if not isinstance(filename, str) or not is_valid_filename(filename):
-                raise ValueError(f"invalid filename {filename!r}")
-        elif kind == KIND_TREE:
-            if type(files) is not int or not isinstance(manifest, str):
-                raise ValueError("files or manifest is missing or of the wrong type")
-        else:
-            raise ValueError(f"unknown kind {kind!r}")
-        return cls(url, size, sha256, float(created), kind, filename, files, manifest)
+        """Parse ``entry.json``; raises ValueError when it is not one we wrote.
+
+        Example:
+            >>> meta = EntryMeta.from_json(
+            ...     b'{"format": 1, "kind": "file", "url": "https://h/a.txt", "size": 2,'
+            ...     b' "sha256": "ab", "created": 0, "filename": "a.txt"}'
+            ... )
+            >>> meta.filename, meta.created
+            ('a.txt', 0.0)
+        """
+        record = parse_record(data)
+        return cls(
+            url=str(record["url"]),
+            size=int(record["size"]),  # type: ignore[call-overload]
+            sha256=str(record["sha256"]),
+            created=float(record["created"]),  # type: ignore[arg-type]
+            kind=str(record["kind"]),
+            filename=record["filename"],  # type: ignore[arg-type]
+            files=record["files"],  # type: ignore[arg-type]
+            manifest=record["manifest"],  # type: ignore[arg-type]
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,43 +117,26 @@ class Entry:
     meta: EntryMeta
 
 
-def is_valid_filename(name: str) -> bool:
-    """Whether ``name`` is a single, ordinary path component."""
-    return (
-        bool(name)
-        and name not in (".", "..")
-        and "/" not in name
-        and "\\" not in name
-        and "\0" not in name
-        and len(name.encode("utf-8", "surrogateescape")) <= 255
-    )
-
-
-_O_READ = os.O_RDONLY | getattr(os, "O_BINARY", 0)  # Windows would translate line ends
-
-
 def read_meta(entry_dir: str) -> EntryMeta | None:
     """The metadata of the entry in ``entry_dir``; None when absent; ValueError when unreadable."""
-    # os.open and os.read, not open(): this is most of the cost of a cache
-    # hit, and skipping the buffered file object halves it.
-    try:
-        fd = os.open(entry_dir + os.sep + META_NAME, _O_READ)
-    except (FileNotFoundError, NotADirectoryError):
+    record = read_record(entry_dir)
+    if record is None:
         return None
-    try:
-        chunks = [os.read(fd, _META_READ)]
-        while len(chunks[-1]) == _META_READ:
-            chunks.append(os.read(fd, _META_READ))
-    finally:
-        os.close(fd)
-    return EntryMeta.from_json(b"".join(chunks))
+    return EntryMeta(
+        url=str(record["url"]),
+        size=int(record["size"]),  # type: ignore[call-overload]
+        sha256=str(record["sha256"]),
+        created=float(record["created"]),  # type: ignore[arg-type]
+        kind=str(record["kind"]),
+        filename=record["filename"],  # type: ignore[arg-type]
+        files=record["files"],  # type: ignore[arg-type]
+        manifest=record["manifest"],  # type: ignore[arg-type]
+    )
 
 
 def payload_path(entry_dir: str, meta: EntryMeta) -> str:
     """Where the payload of an entry is: ``file/<filename>`` or ``tree``."""
-    if meta.kind == KIND_FILE:
-        return f"{entry_dir}{os.sep}{KIND_FILE}{os.sep}{meta.filename}"
-    return f"{entry_dir}{os.sep}{KIND_TREE}"
+    return layout_payload_path(entry_dir, meta.kind, meta.filename)
 
 
 def file_sha256(path: str) -> tuple[str, int]:

@@ -55,17 +55,32 @@ class Decision:
 
     @classmethod
     def transient(cls, reason: str) -> Decision:
-        """Retry with the policy's backoff."""
+        """Retry with the policy's backoff.
+
+        Example:
+            >>> Decision.transient("ConnectionResetError: reset")
+            Decision(retry=True, reason='ConnectionResetError: reset', after=None)
+        """
         return cls(True, reason)
 
     @classmethod
     def retry_after(cls, seconds: float, reason: str) -> Decision:
-        """Retry after the server-requested time (capped by the policy)."""
+        """Retry after the server-requested time (capped by the policy).
+
+        Example:
+            >>> Decision.retry_after(5.0, "HTTP 503, Retry-After 5s")
+            Decision(retry=True, reason='HTTP 503, Retry-After 5s', after=5.0)
+        """
         return cls(True, reason, seconds)
 
     @classmethod
     def fatal(cls, reason: str) -> Decision:
-        """Do not retry."""
+        """Do not retry.
+
+        Example:
+            >>> Decision.fatal("HTTP 404")
+            Decision(retry=False, reason='HTTP 404', after=None)
+        """
         return cls(False, reason)
 
 

@@ -7,12 +7,21 @@ CLI can print it with its ``Caused by:`` chain instead of a traceback.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 class SurefetchError(Exception):
-    """Base class of every error surefetch raises on purpose."""
+    """Base class of every error surefetch raises on purpose.
+
+    Example:
+        >>> try:
+        ...     raise ConfigError("retries=-1 is not valid: expected 0 or more")
+        ... except SurefetchError as error:
+        ...     print(f"error: {error}")
+        error: retries=-1 is not valid: expected 0 or more
+    """
 
 
 class ConfigError(SurefetchError, ValueError):
@@ -20,21 +29,52 @@ class ConfigError(SurefetchError, ValueError):
 
     The message names the setting, the value and what is allowed. The CLI
     exits with code 2 for it.
+
+    Example:
+        >>> error = ConfigError("retries=-1 is not valid: expected 0 or more")
+        >>> isinstance(error, ValueError), str(error)
+        (True, 'retries=-1 is not valid: expected 0 or more')
     """
 
 
-@dataclass(frozen=True, slots=True)
 class FailedAttempt:
     """One failed attempt of a retried operation, kept for diagnostics.
 
     ``number`` counts attempts from 1 across the whole shared budget; ``wait``
     is the pause planned after it (``None`` when no retry followed).
+
+    Example:
+        >>> attempt = FailedAttempt(1, ConnectionResetError("reset"), wait=1.5, elapsed=0.2)
+        >>> attempt.number, attempt.wait
+        (1, 1.5)
     """
 
-    number: int
-    error: BaseException
-    wait: float | None
-    elapsed: float
+    # A plain class rather than a dataclass: this module is on the path of a
+    # command-line cache hit, where importing dataclasses costs too much.
+    __slots__ = ("elapsed", "error", "number", "wait")
+
+    def __init__(
+        self, number: int, error: BaseException, wait: float | None, elapsed: float
+    ) -> None:
+        self.number = number
+        self.error = error
+        self.wait = wait
+        self.elapsed = elapsed
+
+    def __repr__(self) -> str:
+        return (
+            f"FailedAttempt(number={self.number}, error={self.error!r}, "
+            f"wait={self.wait!r}, elapsed={self.elapsed!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FailedAttempt):
+            return NotImplemented
+        mine = (self.number, self.error, self.wait, self.elapsed)
+        return mine == (other.number, other.error, other.wait, other.elapsed)
+
+    def __hash__(self) -> int:
+        return hash((self.number, id(self.error), self.wait, self.elapsed))
 
 
 class RetriesExhausted(SurefetchError):
@@ -43,6 +83,13 @@ class RetriesExhausted(SurefetchError):
     The message states how many retries ran and how long the operation took
     ("Request failed after 3 retries in 7.2s"); ``__cause__`` is the last
     error and ``attempts`` lists every failed attempt with its planned wait.
+
+    Example:
+        >>> failed = [FailedAttempt(1, TimeoutError(), 1.0, 0.5)]
+        >>> failed.append(FailedAttempt(2, TimeoutError(), None, 2.1))
+        >>> error = RetriesExhausted(retries=1, elapsed=2.1, attempts=failed)
+        >>> str(error)
+        'Request failed after 1 retry in 2.1s'
     """
 
     def __init__(
@@ -62,7 +109,14 @@ class RetriesExhausted(SurefetchError):
 
     @property
     def last_error(self) -> BaseException | None:
-        """The error of the final attempt."""
+        """The error of the final attempt, or None when no attempt is recorded.
+
+        Example:
+            >>> reset = ConnectionResetError("reset")
+            >>> failed = [FailedAttempt(1, reset, None, 0.1)]
+            >>> RetriesExhausted(retries=0, elapsed=0.1, attempts=failed).last_error is reset
+            True
+        """
         return self.attempts[-1].error if self.attempts else None
 
 
@@ -70,6 +124,13 @@ class HTTPStatusError(SurefetchError):
     """A server answered with an HTTP status that is not a success.
 
     ``retry_after`` holds the server's Retry-After in seconds, when it sent one.
+
+    Example:
+        >>> error = HTTPStatusError(url="https://example.org/a", status=503, retry_after=5)
+        >>> str(error)
+        'HTTP 503 from https://example.org/a (Retry-After: 5s)'
+        >>> error.status
+        503
     """
 
     def __init__(
@@ -89,6 +150,13 @@ class CacheError(SurefetchError):
     """The cache cannot do what was asked (a bad entry, an unusable directory).
 
     The message says what failed; ``__cause__`` holds the underlying error.
+
+    Example:
+        >>> try:
+        ...     raise CacheError("Cannot use /nonexistent as the cache directory") from OSError(30)
+        ... except CacheError as error:
+        ...     print(error, "| caused by", type(error.__cause__).__name__)
+        Cannot use /nonexistent as the cache directory | caused by OSError
     """
 
 
@@ -97,6 +165,13 @@ class LockTimeout(CacheError):
 
     ``path`` is the lock file and ``timeout`` the seconds waited; the message
     names the entry and says how to wait longer (``SUREFETCH_LOCK_TIMEOUT``).
+
+    Example:
+        >>> error = LockTimeout(what="downloads entry ab12", path="/c/ab12.lock", timeout=30)
+        >>> print(error)
+        Timed out after 30s waiting for another process to finish downloads entry ab12 (...
+        >>> str(error).endswith("set SUREFETCH_LOCK_TIMEOUT to wait longer")
+        True
     """
 
     def __init__(self, *, what: str, path: str, timeout: float) -> None:
@@ -117,6 +192,13 @@ class ExtractError(SurefetchError):
     reachable. It deliberately sets no ``surefetch_transient``: the retry
     classifier looks through it, and a connection reset in its chain still
     counts as the network error it is.
+
+    Example:
+        >>> try:
+        ...     raise ExtractError("Failed to extract archive 'x.tar.gz'") from EOFError()
+        ... except ExtractError as error:
+        ...     print(error, "| caused by", type(error.__cause__).__name__)
+        Failed to extract archive 'x.tar.gz' | caused by EOFError
     """
 
 
@@ -126,6 +208,13 @@ class UnsafeArchiveError(ExtractError):
     The message names the archive, the member and the reason, e.g.
     ``Refusing to extract archive 'x.tar.gz': member '../evil' escapes the
     destination``. Never retried: the same bytes would be refused again.
+
+    Example:
+        >>> error = UnsafeArchiveError(
+        ...     archive="x.tar.gz", member="../evil", reason="escapes the destination"
+        ... )
+        >>> print(error)
+        Refusing to extract archive 'x.tar.gz': member '../evil' escapes the destination
     """
 
     surefetch_transient = False
@@ -139,7 +228,15 @@ class UnsafeArchiveError(ExtractError):
 
 
 class DownloadError(SurefetchError):
-    """A download failed for good; ``__cause__`` says why."""
+    """A download failed for good; ``__cause__`` says why.
+
+    Example:
+        >>> try:
+        ...     raise DownloadError("Failed to download https://example.org/a") from TimeoutError()
+        ... except DownloadError as error:
+        ...     print(error, "| caused by", type(error.__cause__).__name__)
+        Failed to download https://example.org/a | caused by TimeoutError
+    """
 
 
 class TransientDownloadError(DownloadError):
@@ -156,12 +253,25 @@ class IntegrityError(DownloadError):
     """The downloaded bytes are not the ones asked for (hash or size mismatch).
 
     Never retried: the server would send the same bytes again.
+
+    Example:
+        >>> from surefetch import classify
+        >>> error = IntegrityError("Size mismatch for https://h/a: expected 3 bytes, got 2")
+        >>> isinstance(error, DownloadError), classify(error).retry
+        (True, False)
     """
 
     surefetch_transient = False
 
 
 class OfflineError(DownloadError):
-    """Offline mode is on and the cache does not hold the requested file."""
+    """Offline mode is on and the cache does not hold the requested file.
+
+    Example:
+        >>> from surefetch import classify
+        >>> error = OfflineError("https://h/a is not in the cache and offline mode is on")
+        >>> isinstance(error, DownloadError), classify(error).retry
+        (True, False)
+    """
 
     surefetch_transient = False

@@ -17,6 +17,12 @@ class RetryEvent:
     ``retry`` counts retries from 1 across the shared budget; ``retries`` is the
     budget's size; ``wait`` is the planned pause in seconds (also when no-wait
     mode skips it); ``reason`` says why the attempt failed.
+
+    Example:
+        >>> event = RetryEvent(operation="GET https://example.org/a", retry=1, retries=3,
+        ...                    wait=1.5, reason="TimeoutError", error=TimeoutError())
+        >>> event.retry, event.wait
+        (1, 1.5)
     """
 
     operation: str
@@ -28,7 +34,14 @@ class RetryEvent:
 
     @property
     def message(self) -> str:
-        """The text logged for this event."""
+        """The text logged for this event.
+
+        Example:
+            >>> event = RetryEvent(operation="GET https://example.org/a", retry=1, retries=3,
+            ...                    wait=1.5, reason="TimeoutError", error=TimeoutError())
+            >>> event.message
+            'Retrying GET https://example.org/a after 1.50s (retry 1 of 3): TimeoutError'
+        """
         return (
             f"Retrying {self.operation} after {self.wait:.2f}s "
             f"(retry {self.retry} of {self.retries}): {self.reason}"

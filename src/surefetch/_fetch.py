@@ -19,6 +19,13 @@ from typing import TYPE_CHECKING
 
 from surefetch._budget import default_policy, no_wait_active
 from surefetch._classify import Decision
+from surefetch._config import (
+    CONCURRENCY,
+    CONNECT_TIMEOUT,
+    HTTP_TIMEOUT,
+    OFFLINE,
+    resolve as resolve_setting,
+)
 from surefetch._download import DownloadStats, PartialFile, ProgressCallback, download_attempt
 from surefetch._errors import ConfigError, DownloadError, IntegrityError, OfflineError
 from surefetch._host_budget import HostRetryBudget, default_host_budget
@@ -28,8 +35,6 @@ from surefetch._request import (
     FetchResult,
     Resolved,
     cached_result,
-    env_flag,
-    env_seconds,
     open_cache,
     resolve,
 )
@@ -79,12 +84,12 @@ def _options(
     return _Options(
         cache=cache,
         policy=policy,
-        offline=env_flag("SUREFETCH_OFFLINE") if offline is None else offline,
+        offline=resolve_setting(OFFLINE) if offline is None else offline,
         refresh=refresh,
         host_budget=default_host_budget,
         progress=progress,
-        connect_timeout=env_seconds("SUREFETCH_CONNECT_TIMEOUT", 10.0),
-        read_timeout=env_seconds("SUREFETCH_HTTP_TIMEOUT", 30.0),
+        connect_timeout=resolve_setting(CONNECT_TIMEOUT),
+        read_timeout=resolve_setting(HTTP_TIMEOUT),
         limits=limits,
     )
 
@@ -389,7 +394,21 @@ async def afetch_result(
     strip_components: int = 0,
     limits: ExtractLimits | None = None,
 ) -> FetchResult:
-    """Like `afetch`, returning a `FetchResult` with what the fetch took."""
+    """Like `afetch`, but return a `FetchResult`: the path and what the fetch took.
+
+    The result holds the redacted URL, the sha256 and size, whether it came
+    from the cache, the attempts and retries made and the bytes resumed; its
+    `FetchResult.to_json` is what ``surefetch fetch --json`` prints.
+
+    Example:
+        >>> import asyncio, tempfile, surefetch
+        >>> from surefetch.testing import ChaosServer
+        >>> with ChaosServer(files={"/a.txt": b"hello"}) as server:
+        ...     url, cache = server.url("/a.txt"), tempfile.mkdtemp()
+        ...     result = asyncio.run(surefetch.afetch_result(url, cache=cache))
+        >>> result.from_cache, result.attempts, result.size
+        (False, 1, 5)
+    """
     options = _options(
         cache=cache,
         policy=policy,
@@ -533,6 +552,11 @@ class FetchManyError(DownloadError):
 
     ``errors`` maps each failed URL (redacted) to its error; ``__cause__`` is
     the first failure in input order.
+
+    Example:
+        >>> error = FetchManyError({"https://h/b": OSError("gone")}, total=3)
+        >>> str(error)
+        '1 of 3 downloads failed: https://h/b'
     """
 
     def __init__(self, errors: dict[str, BaseException], total: int) -> None:
@@ -543,7 +567,7 @@ class FetchManyError(DownloadError):
 async def afetch_many(
     requests: Iterable[str | FetchRequest],
     *,
-    concurrency: int = 16,
+    concurrency: int | None = None,
     cache: Cache | str | os.PathLike[str] | None = None,
     policy: RetryPolicy | None = None,
     retries: int | None = None,
@@ -554,7 +578,9 @@ async def afetch_many(
     Returns the paths in input order. Every download runs to its end; if any
     failed, `FetchManyError` is raised after the rest are cached. Retries to a
     failing host are paced by a per-host budget, so hundreds of parallel
-    downloads do not turn an outage into a retry storm.
+    downloads do not turn an outage into a retry storm. ``concurrency``
+    defaults to the ``concurrency`` setting (``SUREFETCH_CONCURRENCY``, else a
+    config file, else 16).
 
     Example:
         >>> import asyncio, surefetch
@@ -562,6 +588,8 @@ async def afetch_many(
         []
     """
     items = [r if isinstance(r, FetchRequest) else FetchRequest(r) for r in requests]
+    if concurrency is None:
+        concurrency = resolve_setting(CONCURRENCY)
     if concurrency < 1:
         raise ConfigError(f"concurrency={concurrency} is not valid: expected 1 or more")
     if not items:
@@ -599,7 +627,7 @@ async def afetch_many(
 def fetch_many(
     requests: Iterable[str | FetchRequest],
     *,
-    concurrency: int = 16,
+    concurrency: int | None = None,
     cache: Cache | str | os.PathLike[str] | None = None,
     policy: RetryPolicy | None = None,
     retries: int | None = None,

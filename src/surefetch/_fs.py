@@ -123,7 +123,15 @@ class FsClassifier:
         return Decision.fatal(f"{type(exc).__name__}: {exc}")
 
     def is_spurious(self, error: OSError) -> bool:
-        """Whether ``error`` is one that goes away when retried."""
+        """Whether ``error`` is one that goes away when retried.
+
+        Example:
+            >>> import errno
+            >>> FsClassifier().is_spurious(OSError(errno.EBUSY, "Device or resource busy"))
+            True
+            >>> FsClassifier(permission_errors=False).is_spurious(PermissionError(13, "Denied"))
+            False
+        """
         winerror = getattr(error, "winerror", None)
         if winerror is not None and winerror in self.winerrors:
             return True

@@ -44,6 +44,12 @@ class FetchResult:
 
     ``url`` is redacted. ``attempts`` counts requests made (0 on a cache
     hit); ``retries`` is ``attempts`` minus one per URL tried.
+
+    Example:
+        >>> result = FetchResult(path=Path("/c/a.whl"), url="https://example.org/a.whl",
+        ...                      sha256="ab" * 32, size=3, from_cache=False, attempts=2, retries=1)
+        >>> result.from_cache, result.retries
+        (False, 1)
     """
 
     path: Path
@@ -58,7 +64,15 @@ class FetchResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict with the documented keys."""
+        """A JSON-ready dict with the documented keys (plus those of ``extra``).
+
+        Example:
+            >>> result = FetchResult(path=Path("/c/a.whl"), url="https://example.org/a.whl",
+            ...                      sha256="ab" * 32, size=3, from_cache=True, elapsed_s=0.01234)
+            >>> data = result.to_json()
+            >>> data["url"], data["from_cache"], data["elapsed_s"]
+            ('https://example.org/a.whl', True, 0.012)
+        """
         return {
             "path": str(self.path),
             "url": self.url,
@@ -122,7 +136,7 @@ def resolve(request: FetchRequest, *, bucket: str | None = None) -> Resolved:
     The key is the content hash when one is given, so that the same file from
     any URL or mirror is stored once, and the normalised URL's hash otherwise.
     """
-    from surefetch._cache import BUCKET_DOWNLOADS, content_key, url_key
+    from surefetch._cache_layout import BUCKET_DOWNLOADS, content_key, url_key
 
     sha256 = check_sha256(request.sha256)
     urls = (parse_url(request.url), *(parse_url(m) for m in request.mirrors))

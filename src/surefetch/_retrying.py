@@ -310,6 +310,16 @@ class Attempt:
     An exception leaving the ``with`` block is classified: a transient one is
     swallowed and the loop makes another attempt after its wait; a fatal one,
     or one that spends the budget, propagates (the latter as `RetriesExhausted`).
+    ``number`` counts the loop's attempts from 1.
+
+    Example:
+        >>> import surefetch
+        >>> for attempt in surefetch.retrying(policy=surefetch.RetryPolicy(wait_min=0, wait_max=0)):
+        ...     with attempt:
+        ...         if attempt.number == 1:
+        ...             raise ConnectionResetError("reset")  # transient: tried again
+        >>> attempt.number
+        2
     """
 
     __slots__ = ("_owner", "number", "outcome")

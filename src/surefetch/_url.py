@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import posixpath
 import re
-from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from surefetch._errors import ConfigError
@@ -24,17 +23,33 @@ _SECRET_QUERY_KEYS = re.compile(
 _SAFE_FILENAME = re.compile(r"[^A-Za-z0-9._+-]")
 
 
-@dataclass(frozen=True, slots=True)
 class ParsedURL:
-    """A checked URL, split into what goes on the wire and the credentials."""
+    """A checked URL, split into what goes on the wire and the credentials.
 
-    url: str
-    """The URL without userinfo: what is sent and used for the cache key."""
-    username: str | None
-    password: str | None
-    redacted: str
-    """The URL to show people."""
-    host: str
+    ``url`` is the URL without userinfo (what is sent, and what the cache key
+    is made from); ``redacted`` is the URL to show people.
+
+    Example:
+        >>> parsed = ParsedURL("https://h/x", "me", "pw", "https://***@h/x", "h")
+        >>> parsed.username, parsed.redacted
+        ('me', 'https://***@h/x')
+    """
+
+    # A plain class rather than a dataclass: a command-line cache hit parses
+    # URLs, and importing dataclasses would cost it more than the rest.
+    __slots__ = ("host", "password", "redacted", "url", "username")
+
+    def __init__(
+        self, url: str, username: str | None, password: str | None, redacted: str, host: str
+    ) -> None:
+        self.url = url
+        self.username = username
+        self.password = password
+        self.redacted = redacted
+        self.host = host
+
+    def __repr__(self) -> str:
+        return f"ParsedURL({self.redacted!r})"
 
 
 def parse_url(url: str) -> ParsedURL:

@@ -15,6 +15,14 @@ class FsFaults:
 
     Returned by `inject_fs_faults`; it is also the hook that the filesystem
     functions call before each attempt.
+
+    Example:
+        >>> import surefetch.testing
+        >>> denied = PermissionError(13, "Denied")
+        >>> with surefetch.testing.inject_fs_faults(operation="rename", error=denied) as faults:
+        ...     pass  # no rename here, so nothing was raised
+        >>> faults
+        FsFaults(operation='rename', error=PermissionError(13, 'Denied'), raised=0, remaining=1)
     """
 
     def __init__(self, *, operation: str, error: OSError, times: int) -> None:
