@@ -118,20 +118,23 @@ def enclosing_scope() -> Scope | None:
     return current_scope.get()
 
 
-_default_cache: tuple[str | None, RetryPolicy] | None = None
+_default_cache: tuple[tuple[int, float | None], RetryPolicy] | None = None
 
 
 def default_policy() -> RetryPolicy:
-    """The policy used when none is given: `RetryPolicy` with ``SUREFETCH_HTTP_RETRIES`` applied.
+    """The policy used when none is given: `RetryPolicy` with the configured settings.
 
-    Raises `ConfigError` naming the variable when its value is invalid.
+    ``http_retries`` and ``deadline`` come from `surefetch._config` (environment
+    ``SUREFETCH_HTTP_RETRIES``/``SUREFETCH_DEADLINE``, else a config file, else
+    3 retries and no deadline). Raises `ConfigError` naming the setting when a
+    value is invalid.
     """
     global _default_cache
-    raw = os.environ.get("SUREFETCH_HTTP_RETRIES")
-    if _default_cache is not None and _default_cache[0] == raw:
-        return _default_cache[1]
-    from surefetch._settings import parse_env_retries
+    from surefetch._config import DEADLINE, HTTP_RETRIES, resolve
 
-    policy = RetryPolicy() if raw is None else RetryPolicy(retries=parse_env_retries(raw))
-    _default_cache = (raw, policy)
+    settings = (resolve(HTTP_RETRIES), resolve(DEADLINE))
+    if _default_cache is not None and _default_cache[0] == settings:
+        return _default_cache[1]
+    policy = RetryPolicy(retries=settings[0], deadline=settings[1])
+    _default_cache = (settings, policy)
     return policy

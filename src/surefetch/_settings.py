@@ -20,7 +20,9 @@ def parse_whole_number(name: str, raw: str, *, minimum: int, maximum: int) -> in
     """
     text = raw.strip()
     allowed = f"expected a whole number from {minimum} to {maximum}"
-    if not text.lstrip("+-").isdigit() or not text.isascii():
+    digits = text[1:] if text[:1] in ("+", "-") else text
+    # At most 18 digits: int() of a huge string is slow and can raise ValueError.
+    if not digits.isdigit() or not digits.isascii() or len(digits) > 18:
         raise ConfigError(f"{name}={raw!r} is not valid: {allowed}")
     value = int(text)
     if not minimum <= value <= maximum:
