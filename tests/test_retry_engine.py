@@ -488,3 +488,19 @@ def test_invalid_env_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, value: st
         always()
     assert repr(value) in str(info.value)
     assert "whole number" in str(info.value)
+
+
+def test_every_public_name_is_exported_and_lazy() -> None:
+    import subprocess
+    import sys
+
+    assert sorted(surefetch.__all__) == sorted(["__version__", *surefetch._HOMES])
+    for name in surefetch.__all__:
+        assert getattr(surefetch, name) is not None
+    probe = (
+        "import surefetch, sys; print(sorted(m for m in sys.modules if m.startswith('surefetch')))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert loaded.strip() == "['surefetch', 'surefetch._version']"

@@ -1,0 +1,95 @@
+"""Start-up time of the command line, side by side with ``python -c pass``.
+
+    pip install . && python benchmarks/startup.py [--runs 30]
+
+Times whole processes (the median of interleaved runs) of:
+
+* ``python -c pass``, the floor;
+* ``surefetch --version``;
+* ``surefetch fetch URL`` on a cache hit (the entry is filled first from a
+  chaos server, which is then stopped: a hit must not touch the network);
+* ``python -c "import surefetch"``, for reference.
+
+Targets (issue 6): a cache hit at most 2x ``python -c pass``; ``--version`` at
+most 1.5x. Also checks that a cache hit imports neither the HTTP stack
+(aiohttp) nor the progress bar (rich).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def console_script() -> list[str]:
+    """The installed ``surefetch`` command, as a user would run it."""
+    found = shutil.which("surefetch", path=str(Path(sys.executable).parent))
+    return [found] if found else [sys.executable, "-m", "surefetch"]
+
+
+def timed(command: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=30)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="surefetch-startup-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SUREFETCH_")}
+    env["SUREFETCH_CACHE_DIR"] = str(work / "cache")
+    surefetch = console_script()
+
+    from surefetch.testing import ChaosServer
+
+    with ChaosServer(files={"/tool-1.0.tar.gz": os.urandom(100_000)}) as server:
+        url = server.url("/tool-1.0.tar.gz")
+        subprocess.run([*surefetch, "fetch", url, "-q"], env=env, check=True)
+    # The server is gone: the hit below cannot be a download.
+
+    probe = (
+        "import sys; sys.argv = ['surefetch', 'fetch', sys.argv[1]]; "
+        "from surefetch._cli import main; code = main(); "
+        "heavy = sorted(m for m in ('aiohttp', 'rich', 'asyncio') if m in sys.modules); "
+        "print('imported on a cache hit:', heavy or 'none', file=sys.stderr)"
+    )
+    subprocess.run([sys.executable, "-c", probe, url], env=env, check=True)
+
+    cases = {
+        "python -c pass": [sys.executable, "-c", "pass"],
+        "surefetch --version": [*surefetch, "--version"],
+        "surefetch fetch URL (cache hit)": [*surefetch, "fetch", url],
+        "python -c 'import surefetch'": [sys.executable, "-c", "import surefetch"],
+    }
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    for command in cases.values():
+        timed(command, env)  # warm the page cache
+    for _ in range(args.runs):
+        for name, command in cases.items():
+            samples[name].append(timed(command, env))
+    shutil.rmtree(work, ignore_errors=True)
+
+    floor = statistics.median(samples["python -c pass"])
+    print()
+    print(f"median of {args.runs} interleaved runs, whole process")
+    print()
+    print("| command | wall (ms) | vs python -c pass | target |")
+    print("|---|---:|---:|---:|")
+    targets = {"surefetch --version": "<= 1.5x", "surefetch fetch URL (cache hit)": "<= 2x"}
+    for name, values in samples.items():
+        median = statistics.median(values)
+        print(f"| {name} | {median * 1000:.1f} | {median / floor:.2f}x | {targets.get(name, '')} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
