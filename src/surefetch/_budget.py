@@ -58,21 +58,36 @@ class Budget:
         return time.monotonic() - self.started + self.skipped
 
 
+# What a retry loop was given: a policy; or a number of retries, meaning the
+# configured default policy with that many; or None, the default itself. The
+# default is read from the configuration only when a failure needs it, so a
+# decorated call that succeeds never pays for it, and a setting changed after
+# decoration (a test's environment) still counts.
+PolicySpec = RetryPolicy | int | None
+
+
+def resolve_policy(spec: PolicySpec) -> RetryPolicy:
+    """The `RetryPolicy` that ``spec`` stands for."""
+    if isinstance(spec, RetryPolicy):
+        return spec
+    policy = default_policy()
+    return policy if spec is None else policy.replace(retries=spec)
+
+
 @dataclass(slots=True, eq=False)
 class Scope:
     """One logical operation: the root loop's policy, its start, and its budget once needed.
 
-    ``policy`` None means the default policy, resolved from the environment
-    only when a failure needs it.
+    ``policy`` is a `PolicySpec`, resolved only when a failure needs it.
     """
 
-    policy: RetryPolicy | None
+    policy: PolicySpec
     started: float
     budget: Budget | None = None
 
     def get_budget(self) -> Budget:
         if self.budget is None:
-            self.budget = Budget(self.policy or default_policy(), self.started)
+            self.budget = Budget(resolve_policy(self.policy), self.started)
         return self.budget
 
 
@@ -83,7 +98,7 @@ class Scope:
 # turns the tuple into a `Scope` in place when it first needs the budget.
 # Asynchronous roots use a context variable, which asyncio copies into every
 # task a coroutine creates, so loops inside ``asyncio.gather`` find it.
-SyncEntry = tuple[RetryPolicy | None, float] | Scope
+SyncEntry = tuple["PolicySpec", float] | Scope
 
 
 class _ThreadStack(threading.local):

@@ -39,7 +39,11 @@ def add_fetch_parser(commands: Any) -> None:
         default=[],
         help="a mirror to try when URL fails (repeatable, tried in order)",
     )
-    parser.add_argument("--retries", metavar="N", help="retries per URL (default 3)")
+    parser.add_argument(
+        "--retries",
+        metavar="N",
+        help="retries per URL (over SUREFETCH_HTTP_RETRIES and config files; default 3)",
+    )
     parser.add_argument("--cache-dir", metavar="DIR", help="cache root (over SUREFETCH_CACHE_DIR)")
     parser.add_argument(
         "--no-cache",
@@ -47,7 +51,9 @@ def add_fetch_parser(commands: Any) -> None:
         help="do not use a cached copy: download again and replace it",
     )
     parser.add_argument(
-        "--offline", action="store_true", help="use the cache only (also SUREFETCH_OFFLINE=1)"
+        "--offline",
+        action="store_true",
+        help="use the cache only (also SUREFETCH_OFFLINE=1 or offline = true in a config file)",
     )
     parser.add_argument(
         "--extract",
@@ -126,9 +132,11 @@ def run_fetch(args: argparse.Namespace) -> int:
     configure_logging(verbosity=verbosity, redactor=redactor)
 
     def action() -> int:
+        from surefetch._config import effective
         from surefetch._fetch import afetch_result
         from surefetch._sync import run_sync
 
+        effective()  # every setting present is checked, used here or not
         retries = None
         if args.retries is not None:
             retries = parse_whole_number("--retries", args.retries, minimum=0, maximum=MAX_RETRIES)

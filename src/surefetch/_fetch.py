@@ -590,8 +590,8 @@ async def afetch_many(
     items = [r if isinstance(r, FetchRequest) else FetchRequest(r) for r in requests]
     if concurrency is None:
         concurrency = resolve_setting(CONCURRENCY)
-    if concurrency < 1:
-        raise ConfigError(f"concurrency={concurrency} is not valid: expected 1 or more")
+    else:
+        concurrency = CONCURRENCY.parse(concurrency, label="concurrency")
     if not items:
         return []
     options = _options(

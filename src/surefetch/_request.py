@@ -87,33 +87,6 @@ class FetchResult:
         }
 
 
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off", "")
-
-
-def env_flag(name: str) -> bool:
-    """A boolean environment variable; anything but the usual spellings is a `ConfigError`."""
-    raw = os.environ.get(name)
-    if raw is None:
-        return False
-    text = raw.strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ConfigError(f"{name}={raw!r} is not valid: expected 1 or 0 (true/false, yes/no, on/off)")
-
-
-def env_seconds(name: str, default: float) -> float:
-    """A positive number of seconds from the environment, or ``default`` when unset."""
-    raw = os.environ.get(name)
-    if raw is None or not raw.strip():
-        return default
-    from surefetch._settings import parse_seconds
-
-    return parse_seconds(name, raw, minimum=0.001, maximum=86400.0)
-
-
 @dataclass(frozen=True, slots=True)
 class Resolved:
     """A checked `FetchRequest`: parsed URLs, normalised hash, cache bucket and key."""

@@ -16,12 +16,13 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 from surefetch._budget import (
     Budget,
+    PolicySpec,
     Scope,
     current_scope,
-    default_policy,
     enclosing_scope,
     materialize,
     no_wait_active,
+    resolve_policy,
     thread_stack,
 )
 from surefetch._classify import iter_chain
@@ -39,11 +40,13 @@ async def _sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
-def _fixed_policy(policy: RetryPolicy | None, retries: int | None) -> RetryPolicy | None:
-    """The policy given by the caller, or None for "the default, read when needed"."""
-    if retries is None:
-        return policy
-    return (policy or RetryPolicy()).replace(retries=retries)
+def _fixed_policy(policy: RetryPolicy | None, retries: int | None) -> PolicySpec:
+    """What a loop was given, checked now but resolved at the first failure."""
+    if policy is not None:
+        return policy if retries is None else policy.replace(retries=retries)
+    if retries is not None:
+        RetryPolicy(retries=retries)  # an invalid count fails at decoration, not later
+    return retries
 
 
 class _Loop:
@@ -54,13 +57,13 @@ class _Loop:
     def __init__(
         self,
         *,
-        policy: RetryPolicy | None,
+        policy: PolicySpec,
         scope: Scope,
         operation: str,
         subject: str,
         started: float,
     ) -> None:
-        self.policy = policy or default_policy()
+        self.policy = resolve_policy(policy)
         self.scope = scope
         self.operation = operation
         self.subject = subject
@@ -214,7 +217,7 @@ def retry(
 
 def _decorate_sync(
     fn: Callable[P, T],
-    fixed: RetryPolicy | None,
+    fixed: PolicySpec,
     name: str,
     independent: bool,
     subject: str,
@@ -261,7 +264,7 @@ def _decorate_sync(
     return wrapper
 
 
-def _open_async_scope(fixed: RetryPolicy | None, independent: bool) -> tuple[Scope, bool]:
+def _open_async_scope(fixed: PolicySpec, independent: bool) -> tuple[Scope, bool]:
     """The scope for an async loop, and whether this loop opened it."""
     if not independent:
         scope = enclosing_scope()
@@ -272,7 +275,7 @@ def _open_async_scope(fixed: RetryPolicy | None, independent: bool) -> tuple[Sco
 
 def _decorate_async(
     fn: Callable[P, Awaitable[T]],
-    fixed: RetryPolicy | None,
+    fixed: PolicySpec,
     name: str,
     independent: bool,
     subject: str,
@@ -360,9 +363,7 @@ class Attempt:
 class _AttemptLoop:
     """State shared by the sync and async attempt iterators."""
 
-    def __init__(
-        self, fixed: RetryPolicy | None, operation: str, independent: bool, subject: str
-    ) -> None:
+    def __init__(self, fixed: PolicySpec, operation: str, independent: bool, subject: str) -> None:
         self._fixed = fixed
         self._operation = operation
         self._independent = independent
