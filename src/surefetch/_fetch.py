@@ -122,6 +122,8 @@ class _Sessions:
                 timeout=timeout,
                 trust_env=True,
                 auto_decompress=False,
+                # Older aiohttp reads 64 KiB at a time unless told otherwise.
+                read_bufsize=1 << 20,
                 headers={"User-Agent": f"surefetch/{__version__}"},
             )
             # aiohttp quietly repeats an idempotent request once when the
