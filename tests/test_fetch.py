@@ -375,3 +375,17 @@ def test_connection_refused_is_retried_then_reported(tmp_path: Path) -> None:
         surefetch.fetch(url, cache=tmp_path, retries=2)
     assert "Request failed after 2 retries" in str(info.value.__cause__)
     assert _entries(tmp_path) == []
+
+
+def test_deadline_stops_an_attempt_in_the_middle_of_a_body(
+    server: ChaosServer, tmp_path: Path
+) -> None:
+    # A stall far longer than the deadline: only the deadline can end it.
+    server.script("/data.bin", [Fault.stall(120, after=SIZE // 4)])
+    policy = surefetch.RetryPolicy(retries=3, deadline=3.0)
+    with pytest.raises(DownloadError, match=r"the deadline of 3s passed"):
+        surefetch.fetch(server.url("/data.bin"), cache=tmp_path, policy=policy)
+    assert _entries(tmp_path) == []
+    partials = list(tmp_path.glob("tmp/partial/*.part"))
+    assert len(partials) == 1
+    assert partials[0].stat().st_size >= SIZE // 4  # kept for a later resume

@@ -359,6 +359,29 @@ async def _download_any(
     raise _download_failed(failures, resolved.redactor)
 
 
+async def _fetch_within_deadline(
+    request: FetchRequest, *, sessions: _Sessions, options: _Options
+) -> FetchResult:
+    """`_fetch`, stopped when the policy's deadline passes, even in the middle of a body.
+
+    The retry engine already declines a retry whose wait would cross the
+    deadline; this also bounds the attempt that is running. What was
+    received stays in the partial file, so a later fetch resumes it.
+    """
+    deadline = options.policy.deadline
+    if deadline is None:
+        return await _fetch(request, sessions=sessions, options=options)
+    try:
+        return await asyncio.wait_for(
+            _fetch(request, sessions=sessions, options=options), timeout=deadline
+        )
+    except asyncio.TimeoutError as error:
+        shown = resolve(request).primary.redacted
+        raise DownloadError(
+            f"Failed to download {shown}: the deadline of {deadline:g}s passed"
+        ) from error
+
+
 def _download_failed(
     failures: Sequence[tuple[ParsedURL, BaseException]], redactor: Redactor
 ) -> DownloadError:
@@ -430,7 +453,7 @@ async def afetch_result(
             extract=extract,
             strip_components=strip_components,
         )
-        return await _fetch(request, sessions=sessions, options=options)
+        return await _fetch_within_deadline(request, sessions=sessions, options=options)
     finally:
         await sessions.close()
 
@@ -604,7 +627,7 @@ async def afetch_many(
 
     async def one(item: FetchRequest) -> FetchResult:
         async with gate:
-            return await _fetch(item, sessions=sessions, options=options)
+            return await _fetch_within_deadline(item, sessions=sessions, options=options)
 
     try:
         outcomes = await asyncio.gather(*(one(i) for i in items), return_exceptions=True)
