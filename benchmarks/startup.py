@@ -34,9 +34,9 @@ def console_script() -> list[str]:
     return [found] if found else [sys.executable, "-m", "surefetch"]
 
 
-def timed(command: list[str], env: dict[str, str]) -> float:
+def timed(command: list[str], env: dict[str, str], cwd: Path) -> float:
     started = time.perf_counter()
-    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(command, env=env, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - started
 
 
@@ -64,18 +64,27 @@ def main() -> int:
     )
     subprocess.run([sys.executable, "-c", probe, url], env=env, check=True)
 
+    # Commands run in an empty directory, as a tool calling surefetch would;
+    # one case runs in a project whose pyproject.toml configures surefetch,
+    # which makes the hit read and check the configuration first.
+    plain = work / "anywhere"
+    plain.mkdir()
+    project = work / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text("[tool.surefetch]\nhttp_retries = 5\n")
     cases = {
-        "python -c pass": [sys.executable, "-c", "pass"],
-        "surefetch --version": [*surefetch, "--version"],
-        "surefetch fetch URL (cache hit)": [*surefetch, "fetch", url],
-        "python -c 'import surefetch'": [sys.executable, "-c", "import surefetch"],
+        "python -c pass": ([sys.executable, "-c", "pass"], plain),
+        "surefetch --version": ([*surefetch, "--version"], plain),
+        "surefetch fetch URL (cache hit)": ([*surefetch, "fetch", url], plain),
+        "same, in a project with [tool.surefetch]": ([*surefetch, "fetch", url], project),
+        "python -c 'import surefetch'": ([sys.executable, "-c", "import surefetch"], plain),
     }
     samples: dict[str, list[float]] = {name: [] for name in cases}
-    for command in cases.values():
-        timed(command, env)  # warm the page cache
+    for command, cwd in cases.values():
+        timed(command, env, cwd)  # warm the page cache
     for _ in range(args.runs):
-        for name, command in cases.items():
-            samples[name].append(timed(command, env))
+        for name, (command, cwd) in cases.items():
+            samples[name].append(timed(command, env, cwd))
     shutil.rmtree(work, ignore_errors=True)
 
     floor = statistics.median(samples["python -c pass"])

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import platformdirs
 import pytest
+from hypothesis import given, strategies as st
 
 from surefetch._cli import main
-from surefetch._cli_hit import answer_from_cache, user_dir
+from surefetch._cli_hit import answer_from_cache, cache_key, simple_cache_url
+from surefetch._dirs import user_dir
 from surefetch.testing import ChaosServer
 
 
@@ -109,3 +111,52 @@ def test_a_hit_imports_neither_asyncio_nor_the_http_stack_nor_rich(
     )
     assert done.stderr.strip() == "[]"
     assert Path(done.stdout.strip()).read_bytes() == b"payload" * 100
+
+
+_url_parts = st.text(alphabet="abcXYZ019.-_~/?=&:;%@#+ !*'()[]", max_size=20)
+
+
+@given(
+    scheme=st.sampled_from(["http", "https", "HTTP", "Https", "ftp", ""]),
+    host=st.text(alphabet="abcXYZ019.-_[]:@", min_size=0, max_size=12),
+    port=st.one_of(st.none(), st.text(alphabet="0123456789x", min_size=0, max_size=6)),
+    path=_url_parts,
+)
+def test_the_light_url_parser_keys_urls_exactly_as_the_full_path(
+    scheme: str, host: str, port: str | None, path: str
+) -> None:
+    url = f"{scheme}://{host}" + ("" if port is None else f":{port}") + path
+    light = simple_cache_url(url)
+    if light is None:
+        return  # the full path takes over: nothing to agree on
+    from surefetch._cache_layout import normalize_url, url_key
+    from surefetch._url import parse_url
+
+    full = normalize_url(parse_url(url).url)
+    assert light == full
+    assert cache_key(light) == url_key(parse_url(url).url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://example.org/a/b.whl",
+        "http://127.0.0.1:8080/x?y=1&z=2",
+        "https://EXAMPLE.org:443/A",
+        "http://h.example/",
+        "http://h.example",
+    ],
+)
+def test_the_light_parser_accepts_the_common_forms(url: str) -> None:
+    from surefetch._cache_layout import normalize_url
+    from surefetch._url import parse_url
+
+    assert simple_cache_url(url) == normalize_url(parse_url(url).url)
+
+
+def test_an_entry_whose_metadata_disagrees_goes_the_full_way(cached_url: str) -> None:
+    metas = list(Path(os.environ["SUREFETCH_CACHE_DIR"]).glob("downloads-v1/*/*/entry.json"))
+    assert len(metas) == 1
+    assert answer_from_cache([cached_url]) == 0
+    metas[0].write_text(metas[0].read_text().replace('"kind": "file"', '"kind": "tree"'))
+    assert answer_from_cache([cached_url]) is None

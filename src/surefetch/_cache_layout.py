@@ -1,7 +1,7 @@
 """Where a cache entry lives and how its metadata reads: the light half of the cache.
 
 Keys, bucket directories, entry paths and ``entry.json`` parsing need only
-``os``, ``hashlib``, ``json`` and ``urllib.parse``. They live here, apart from
+``os``, ``hashlib``, ``json`` and ``urllib.parse``, imported when used. They live here, apart from
 the rest of the cache, so that a cache hit on the command line can find its
 entry without importing what writing to the cache needs (locks, retries,
 dataclasses), and so that the two ways in agree by construction.
@@ -9,9 +9,7 @@ dataclasses), and so that the two ways in agree by construction.
 
 from __future__ import annotations
 
-import hashlib
 import os
-from urllib.parse import urlsplit, urlunsplit
 
 LAYOUT_VERSION = 1
 BUCKET_DOWNLOADS = "downloads"
@@ -37,6 +35,8 @@ def normalize_url(url: str) -> str:
         >>> normalize_url("HTTPS://user:secret@Example.ORG:443/a/b.tar.gz?x=1#part")
         'https://example.org/a/b.tar.gz?x=1'
     """
+    from urllib.parse import urlsplit, urlunsplit  # here: a hit on the command line skips it
+
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
     host = parts.hostname or ""
@@ -60,6 +60,8 @@ def url_key(url: str) -> str:
         >>> len(url_key("https://example.org/a.whl"))
         32
     """
+    import hashlib
+
     return hashlib.sha256(normalize_url(url).encode("utf-8")).hexdigest()[:32]
 
 

@@ -16,12 +16,12 @@ import sys
 
 from surefetch._cache_layout import (
     BUCKET_DOWNLOADS,
+    KIND_FILE,
+    META_NAME,
     content_key,
     entry_dir,
-    payload_path,
-    read_record,
-    url_key,
 )
+from surefetch._dirs import user_dir
 
 _VALUE_FLAGS = {"--sha256", "--cache-dir", "--mirror", "--retries"}
 _SWITCHES = {"-q", "--quiet", "-v", "--verbose", "-vv", "--offline"}
@@ -64,36 +64,11 @@ def _settings_need_checking() -> bool:
         if os.path.exists("surefetch.toml"):
             return True
         with open("pyproject.toml", "rb") as project:
-            if b"surefetch" in project.read():
+            if b"surefetch" in project.read():  # the same test as _config's
                 return True
     except OSError:
         pass
     return os.path.exists(os.path.join(user_dir("config"), "surefetch.toml"))
-
-
-def user_dir(kind: str) -> str:
-    """The user ``"cache"`` or ``"config"`` directory of surefetch, as platformdirs says.
-
-    On Linux and the BSDs it follows the XDG rules directly: importing
-    platformdirs costs more than the rest of a cache hit. A test checks that
-    the two agree.
-
-    Example:
-        >>> user_dir("cache").endswith("surefetch")
-        True
-    """
-    if os.name == "posix" and sys.platform != "darwin":
-        variable, fallback = {
-            "cache": ("XDG_CACHE_HOME", "~/.cache"),
-            "config": ("XDG_CONFIG_HOME", "~/.config"),
-        }[kind]
-        base = os.environ.get(variable, "").strip() or os.path.expanduser(fallback)
-        return os.path.join(base, "surefetch")
-    import platformdirs
-
-    if kind == "cache":
-        return platformdirs.user_cache_dir("surefetch", appauthor=False)
-    return platformdirs.user_config_dir("surefetch", appauthor=False)
 
 
 def _cache_root(flag: str | None) -> str | None:
@@ -114,6 +89,48 @@ def _cache_root(flag: str | None) -> str | None:
     return user_dir("cache")
 
 
+_SIMPLE_HOST = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def simple_cache_url(url: str) -> str | None:
+    """The normalised URL that keys the cache, for plain ``http(s)://host[:port]/path[?query]``.
+
+    A small parser, so that a hit needs no ``urllib.parse`` (which brings
+    ``re``, ``ipaddress`` and more). Anything it is not sure about (user
+    information, IPv6, fragments, escapes, white space) gives None, and the
+    full command line takes over. A property test checks that whatever it
+    accepts, it normalises exactly as the full path does.
+
+    Example:
+        >>> simple_cache_url("HTTPS://Example.org:443/a/b.whl")
+        'https://example.org/a/b.whl'
+        >>> simple_cache_url("https://user:pw@example.org/a") is None
+        True
+    """
+    scheme, separator, rest = url.partition("://")
+    scheme = scheme.lower()
+    if not separator or scheme not in _DEFAULT_PORTS or not url.isascii():
+        return None
+    if any(c in rest for c in "@#%\\[] \t\r\n\f\v") or url != url.strip():
+        return None
+    netloc, _, path = rest.partition("/")
+    host, colon, port = netloc.partition(":")
+    if not host or not _SIMPLE_HOST.issuperset(host) or "?" in netloc or ";" in netloc:
+        return None
+    if colon:
+        if not port.isdigit() or len(port) > 5 or int(port) > 65535:
+            return None
+        number = int(port)
+        netloc = host if number == _DEFAULT_PORTS[scheme] else f"{host}:{number}"
+    else:
+        netloc = host
+    path = "/" + path
+    if path.endswith("?"):
+        return None
+    return f"{scheme}://{netloc.lower()}{path}"
+
+
 def answer_from_cache(words: list[str]) -> int | None:
     """Print the cached path for ``fetch`` arguments ``words`` and return 0, or None.
 
@@ -124,33 +141,57 @@ def answer_from_cache(words: list[str]) -> int | None:
     found = _parse(words)
     if found is None:
         return None
-    from surefetch._errors import ConfigError
-    from surefetch._url import check_sha256, parse_url
-
-    try:
-        for mirror in found.get("--mirror", []):
-            parse_url(mirror)
-        url = parse_url(found["url"][0])
-        sha256 = check_sha256(found["--sha256"][-1]) if "--sha256" in found else None
-        if "--retries" in found:
-            from surefetch._settings import MAX_RETRIES, parse_whole_number
-
-            parse_whole_number("--retries", found["--retries"][-1], minimum=0, maximum=MAX_RETRIES)
-    except ConfigError:
+    url = simple_cache_url(found["url"][0])
+    if url is None or any(simple_cache_url(m) is None for m in found.get("--mirror", [])):
         return None
+    try:
+        key = content_key(found["--sha256"][-1]) if "--sha256" in found else cache_key(url)
+    except ValueError:
+        return None
+    if "--retries" in found:
+        retries = found["--retries"][-1].strip()
+        if not retries.isdigit() or not retries.isascii() or int(retries) > 100:
+            return None
     root = _cache_root(found["--cache-dir"][-1] if "--cache-dir" in found else None)
     if root is None:
         return None
-    key = content_key(sha256) if sha256 else url_key(url.url)
-    directory = entry_dir(root, BUCKET_DOWNLOADS, key)
-    try:
-        record = read_record(directory)
-    except ValueError:
-        return None  # the full path warns about the broken entry
-    if record is None:
-        return None
-    payload = payload_path(directory, record["kind"], record["filename"])
-    if not os.path.exists(payload):
+    payload = _file_payload(entry_dir(root, BUCKET_DOWNLOADS, key))
+    if payload is None:
         return None
     sys.stdout.write(payload + "\n")
     return 0
+
+
+def _file_payload(directory: str) -> str | None:
+    """The payload of the file entry in ``directory``, when its entry.json plainly agrees.
+
+    The entry directory appears with its payload and metadata in one rename,
+    so a payload and an ``entry.json`` naming it mean a complete entry. The
+    JSON is checked by what it must contain rather than parsed: importing
+    json (and the ``re`` it brings) would double the cost of a hit. Anything
+    else, such as an unusual file name, goes the full way, which parses it.
+    """
+    try:
+        names = os.listdir(os.path.join(directory, KIND_FILE))
+        with open(os.path.join(directory, META_NAME), "rb") as meta:
+            record = meta.read()
+    except OSError:
+        return None
+    if len(names) != 1 or not names[0].isascii() or any(c in names[0] for c in '"\\'):
+        return None
+    expected = (b'"format": 1', b'"kind": "file"', b'"filename": "%s"' % names[0].encode())
+    if not all(part in record for part in expected):
+        return None
+    return os.path.join(directory, KIND_FILE, names[0])
+
+
+def cache_key(normalized_url: str) -> str:
+    """`url_key` of a URL that `simple_cache_url` already normalised."""
+    try:  # CPython's own sha256 loads faster than OpenSSL's (hashlib)
+        from _sha2 import sha256  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        try:
+            from _sha256 import sha256  # type: ignore[import-not-found, no-redef, unused-ignore]
+        except ImportError:
+            from hashlib import sha256  # type: ignore[assignment, unused-ignore]
+    return str(sha256(normalized_url.encode("utf-8")).hexdigest()[:32])

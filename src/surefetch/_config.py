@@ -217,9 +217,9 @@ def _directory(value: object) -> str:
 
 
 def _user_cache_dir() -> str:
-    import platformdirs  # only when needed: a configured directory is the common case in CI
+    from surefetch._dirs import user_dir
 
-    return platformdirs.user_cache_dir("surefetch", appauthor=False)
+    return user_dir("cache")
 
 
 # --- the registry ----------------------------------------------------------------------
@@ -482,9 +482,9 @@ def _current_dir() -> str:
 
 
 def _user_config_dir() -> str:
-    import platformdirs
+    from surefetch._dirs import user_dir
 
-    return platformdirs.user_config_dir("surefetch", appauthor=False)
+    return user_dir("config")
 
 
 # (cwd, user config dir) -> their files. One entry: a process rarely changes
