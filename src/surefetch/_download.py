@@ -36,6 +36,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger("surefetch")
 
 CHUNK_SIZE = 1 << 20
+# A body this small is written in the event loop, with no writer thread, and
+# not prepared for a resume by another process: for the thousands of small
+# files of a fetch_many, the per-file threads and files would cost more than
+# the bytes themselves.
+SMALL_BODY = 1 << 20
 _HASH_BLOCK = 1 << 20
 
 
@@ -134,8 +139,16 @@ class PartialFile:
         self.validator = None
 
     def set_validator(self, validator: Validator) -> None:
-        """Record what the server said, before any body byte is written."""
+        """Record what the server said, before any body byte is written.
+
+        It goes to the sidecar file only for bodies large enough to be worth
+        resuming in another process: for a small one, a restart costs less
+        than the file that would allow resuming it.
+        """
         self.validator = validator
+        if validator.total is not None and validator.total <= SMALL_BODY:
+            self.sidecar.unlink(missing_ok=True)
+            return
         tmp = self.sidecar.with_name(self.sidecar.name + ".tmp")
         tmp.write_text(json.dumps(asdict(validator)), encoding="utf-8")
         os.replace(tmp, self.sidecar)
@@ -261,6 +274,9 @@ async def _stream_body(
     written before the exception propagates, so the next attempt resumes after
     them.
     """
+    if total is not None and total - partial.size <= SMALL_BODY:
+        await _stream_small_body(response, partial, stats, total, progress, on_bytes)
+        return
     loop = asyncio.get_running_loop()
     writer = _Writer(partial, on_bytes)
     pending: collections.deque[asyncio.Future[None]] = collections.deque()
@@ -293,6 +309,34 @@ async def _stream_body(
     finally:
         partial.close()
         writer.writeback.close()
+    if progress is not None:
+        progress(partial.size, total)
+
+
+async def _stream_small_body(
+    response: aiohttp.ClientResponse,
+    partial: PartialFile,
+    stats: DownloadStats,
+    total: int | None,
+    progress: ProgressCallback | None,
+    on_bytes: Callable[[int], None] | None,
+) -> None:
+    """`_stream_body` for a body of at most `SMALL_BODY`: written as it arrives, in the loop."""
+    try:
+        try:
+            async for chunk in response.content.iter_chunked(CHUNK_SIZE):
+                partial.append(chunk)
+                stats.bytes_received += len(chunk)
+                if on_bytes is not None:
+                    on_bytes(partial.size)
+        except Exception:
+            rest = _salvage(response.content, partial.size, total)
+            if rest:
+                stats.bytes_received += len(rest)
+                partial.append(rest)
+            raise
+    finally:
+        partial.close()
     if progress is not None:
         progress(partial.size, total)
 
