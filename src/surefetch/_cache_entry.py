@@ -89,17 +89,7 @@ class EntryMeta:
             >>> meta.filename, meta.created
             ('a.txt', 0.0)
         """
-        record = parse_record(data)
-        return cls(
-            url=str(record["url"]),
-            size=int(record["size"]),  # type: ignore[call-overload]
-            sha256=str(record["sha256"]),
-            created=float(record["created"]),  # type: ignore[arg-type]
-            kind=str(record["kind"]),
-            filename=record["filename"],  # type: ignore[arg-type]
-            files=record["files"],  # type: ignore[arg-type]
-            manifest=record["manifest"],  # type: ignore[arg-type]
-        )
+        return _from_record(parse_record(data))
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,8 +110,11 @@ class Entry:
 def read_meta(entry_dir: str) -> EntryMeta | None:
     """The metadata of the entry in ``entry_dir``; None when absent; ValueError when unreadable."""
     record = read_record(entry_dir)
-    if record is None:
-        return None
+    return None if record is None else _from_record(record)
+
+
+def _from_record(record: dict[str, object]) -> EntryMeta:
+    """An `EntryMeta` from a record that `parse_record` checked."""
     return EntryMeta(
         url=str(record["url"]),
         size=int(record["size"]),  # type: ignore[call-overload]
