@@ -24,6 +24,7 @@ import itertools
 import logging
 import os
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -297,8 +298,13 @@ class ChaosServer:
         port: int = 0,
         max_seconds: float | None = None,
         chunk_size: int = _CHUNK,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._lock = threading.Lock()
+        # With a server-side context it speaks HTTPS, for tests of certificate
+        # checks; the faults are meant for plain HTTP, where bytes are exact.
+        self._ssl_context = ssl_context
+        self._scheme = "http" if ssl_context is None else "https"
         self._files: dict[str, _MemFile] = {}
         for path, data in (files or {}).items():
             self.add_file(path, data)
@@ -402,7 +408,7 @@ class ChaosServer:
             >>> server.base_url  # doctest: +SKIP
             'http://127.0.0.1:43127'
         """
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self._scheme}://127.0.0.1:{self.port}"
 
     def url(self, path: str = "/", *, userinfo: str | None = None) -> str:
         """The URL of *path*, percent-encoded; *userinfo* (``"user:pw"``) is put in it.
@@ -412,7 +418,7 @@ class ChaosServer:
             'http://u:p@127.0.0.1:43127/a%20b.bin'
         """
         auth = f"{userinfo}@" if userinfo else ""
-        return f"http://{auth}127.0.0.1:{self.port}{quote(_norm(path))}"
+        return f"{self._scheme}://{auth}127.0.0.1:{self.port}{quote(_norm(path))}"
 
     # -- content and scripts -------------------------------------------------------
 
@@ -516,7 +522,11 @@ class ChaosServer:
         loop = asyncio.get_running_loop()
         stop_event = asyncio.Event()
         server = await asyncio.start_server(
-            self._serve_connection, "127.0.0.1", self._requested_port, limit=_HEAD_LIMIT
+            self._serve_connection,
+            "127.0.0.1",
+            self._requested_port,
+            limit=_HEAD_LIMIT,
+            ssl=self._ssl_context,
         )
         self._port = server.sockets[0].getsockname()[1]
         self._loop, self._stop_event = loop, stop_event
