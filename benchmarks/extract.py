@@ -7,9 +7,9 @@ it with the chaos server in a separate process, and times, as whole
 processes, the median of several runs of:
 
 * ``curl -s URL | tar xz -C DIR``;
-* ``surefetch fetch URL --extract DIR`` (download, verify, extract while
-  streaming, commit to the cache, copy to DIR);
-* ``surefetch.fetch(URL, extract=True)`` from Python (into the cache only).
+* ``surefetch fetch URL --extract DIR`` (download and extract while
+  streaming; the tree goes to DIR, the archive file to the cache);
+* ``surefetch.fetch(URL, extract=True)`` from Python (the tree into the cache).
 
 Target (issue 5): surefetch at most 1.5x the curl | tar wall time.
 """

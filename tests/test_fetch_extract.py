@@ -230,3 +230,49 @@ def _run(coroutine: object) -> surefetch.FetchResult:
     import asyncio
 
     return asyncio.run(coroutine)  # type: ignore[arg-type]
+
+
+def test_extract_to_a_directory_caches_the_archive_and_needs_no_network_again(
+    tmp_path: Path,
+) -> None:
+    data = ARCHIVES[ArchiveFormat.TAR_GZ]
+    with ChaosServer(files={"/python.tar.gz": data}) as server:
+        url = server.url("/python.tar.gz")
+        server.script("/python.tar.gz", [Fault.reset_after(len(data) // 2)])
+        first = surefetch.fetch(
+            url, extract_to=tmp_path / "one", strip_components=1, cache=tmp_path / "cache"
+        )
+        assert server.request_count() == 2
+    # The server is gone: the second extraction comes from the cached archive.
+    second = surefetch.fetch(
+        url, extract_to=tmp_path / "two", strip_components=1, cache=tmp_path / "cache"
+    )
+    assert (first, second) == (tmp_path / "one", tmp_path / "two")
+    _check_tree(first)
+    _check_tree(second)
+    cached = list((tmp_path / "cache").glob("downloads-v1/*/*/file/python.tar.gz"))
+    assert len(cached) == 1
+    assert cached[0].read_bytes() == data
+    assert not list(tmp_path.glob(".one.*")) and not list(tmp_path.glob(".two.*"))
+
+
+def test_extract_to_refuses_a_non_empty_directory(server: ChaosServer, tmp_path: Path) -> None:
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "mine.txt").write_text("keep")
+    with pytest.raises(surefetch.ConfigError, match="does not exist or is empty"):
+        surefetch.fetch(server.url("/python.tar.gz"), extract_to=tmp_path / "busy", cache=tmp_path)
+    assert (tmp_path / "busy" / "mine.txt").read_text() == "keep"
+    assert server.request_count() == 0
+
+
+def test_an_unsafe_archive_extracted_to_a_directory_leaves_nothing(
+    server: ChaosServer, tmp_path: Path
+) -> None:
+    evil = make_archive({"ok.txt": File(b"ok"), "../escape.txt": File(b"x")}, ArchiveFormat.TAR)
+    server.add_file("/evil.tar", evil)
+    with pytest.raises(UnsafeArchiveError):
+        surefetch.fetch(server.url("/evil.tar"), extract_to=tmp_path / "out", cache=tmp_path / "c")
+    assert not (tmp_path / "out").exists()
+    assert not list(tmp_path.glob(".out.*"))
+    assert not list(tmp_path.rglob("escape.txt"))
+    assert not list((tmp_path / "c").glob("downloads-v1/*/*"))

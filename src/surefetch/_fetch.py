@@ -260,6 +260,18 @@ def _verify(partial: PartialFile, *, url: ParsedURL, sha256: str | None, size: i
 
 async def _fetch(request: FetchRequest, *, sessions: _Sessions, options: _Options) -> FetchResult:
     started = time.monotonic()
+    if request.extract_to is not None:
+        from surefetch._extract import DEFAULT_LIMITS
+        from surefetch._fetch_archive import fetch_archive_to
+
+        return await fetch_archive_to(
+            request,
+            target=Path(request.extract_to),
+            sessions=sessions,
+            options=options,
+            limits=options.limits or DEFAULT_LIMITS,
+            started=started,
+        )
     if request.extract:
         from surefetch._extract import DEFAULT_LIMITS
         from surefetch._fetch_archive import fetch_archive
@@ -424,6 +436,7 @@ async def afetch_result(
     extract: bool = False,
     strip_components: int = 0,
     limits: ExtractLimits | None = None,
+    extract_to: str | os.PathLike[str] | None = None,
 ) -> FetchResult:
     """Like `afetch`, but return a `FetchResult`: the path and what the fetch took.
 
@@ -456,8 +469,9 @@ async def afetch_result(
             sha256=sha256,
             mirrors=tuple(mirrors),
             size=size,
-            extract=extract,
+            extract=extract or extract_to is not None,
             strip_components=strip_components,
+            extract_to=None if extract_to is None else os.fspath(extract_to),
         )
         return await _fetch_within_deadline(request, sessions=sessions, options=options)
     finally:
@@ -479,6 +493,7 @@ async def afetch(
     extract: bool = False,
     strip_components: int = 0,
     limits: ExtractLimits | None = None,
+    extract_to: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Download ``url`` into the cache (or find it there) and return the cached file's path.
 
@@ -496,7 +511,9 @@ async def afetch(
     extracted safely while it streams, ``strip_components`` leading path
     components are dropped from its members, ``limits`` (an `ExtractLimits`)
     bounds its size, file count and compression ratio, and the path returned
-    is the cached, extracted tree.
+    is the cached, extracted tree. With ``extract_to`` (a directory that
+    must not exist or be empty) the tree is extracted there instead, and the
+    cache keeps the archive file, so doing it again needs no network.
 
     Raises `DownloadError` (with the cause chain, e.g. "Request failed after
     3 retries in 7.2s"), `IntegrityError` inside it for a hash mismatch,
@@ -523,6 +540,7 @@ async def afetch(
         extract=extract,
         strip_components=strip_components,
         limits=limits,
+        extract_to=extract_to,
     )
     return result.path
 
@@ -542,6 +560,7 @@ def fetch(
     extract: bool = False,
     strip_components: int = 0,
     limits: ExtractLimits | None = None,
+    extract_to: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Download ``url`` into the cache (or find it there) and return the cached file's path.
 
@@ -555,7 +574,7 @@ def fetch(
     if not refresh:
         # A cache hit needs no event loop.
         request = FetchRequest(url, sha256=sha256, mirrors=tuple(mirrors), size=size)
-        if not extract:
+        if not extract and extract_to is None:
             hit = cached_result(resolve(request), open_cache(cache), started=time.monotonic())
             if hit is not None:
                 return hit.path
@@ -574,6 +593,7 @@ def fetch(
             extract=extract,
             strip_components=strip_components,
             limits=limits,
+            extract_to=extract_to,
         )
     )
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -192,6 +193,128 @@ async def fetch_archive(
         extra={"files": entry.meta.files if entry.meta.files is not None else extracted.files},
     )
     return result
+
+
+async def fetch_archive_to(
+    request: FetchRequest,
+    *,
+    target: Path,
+    sessions: _Sessions,
+    options: _Options,
+    limits: ExtractLimits,
+    started: float,
+) -> FetchResult:
+    """Fetch ``request`` and extract it into ``target``; the archive file is what is cached.
+
+    The tree is extracted, while the archive streams, into a directory
+    beside ``target`` (so that placing it is a rename) and the archive goes
+    to the downloads bucket: doing it again needs no network, and no copy of
+    a cached tree is made. ``target`` must not exist or be empty.
+    """
+    import shutil
+    import tempfile
+
+    from surefetch._cache_entry import EntryMeta
+    from surefetch._errors import OfflineError
+
+    resolved = resolve(request)
+    cache = options.cache
+    name = filename_from_url(resolved.primary.url)
+    target = target.absolute()
+    if target.is_symlink() or (target.exists() and (not target.is_dir() or any(target.iterdir()))):
+        from surefetch._errors import ConfigError
+
+        raise ConfigError(
+            f"extract_to={str(target)!r} is not valid: expected a directory that does not "
+            "exist or is empty"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+
+        async def from_cache() -> FetchResult | None:
+            hit = await asyncio.to_thread(cached_result, resolved, cache, started=started)
+            if hit is None:
+                return None
+            extracted = await asyncio.to_thread(
+                extract_file,
+                hit.path,
+                staging / "tree",
+                name=name,
+                limits=limits,
+                strip_components=request.strip_components,
+            )
+            return _placed(hit, staging / "tree", target, files=extracted.files)
+
+        if not options.refresh:
+            (staging / "tree").mkdir()
+            placed = await from_cache()
+            if placed is not None:
+                return placed
+            (staging / "tree").rmdir()
+        if options.offline:
+            raise OfflineError(
+                f"{resolved.primary.redacted} is not in the cache at {cache.root} "
+                "and offline mode is on"
+            )
+        async with _locked(cache, resolved.bucket, resolved.key):
+            if not options.refresh:
+                (staging / "tree").mkdir()
+                placed = await from_cache()
+                if placed is not None:
+                    return placed
+                (staging / "tree").rmdir()
+            stats = DownloadStats()
+            partial, digest, extracted, tree = await _download_and_extract(
+                resolved,
+                name=name,
+                work=staging,
+                sessions=sessions,
+                options=options,
+                stats=stats,
+                limits=limits,
+                strip_components=request.strip_components,
+            )
+            meta = EntryMeta(
+                url=resolved.primary.redacted, size=partial.size, sha256=digest, created=time.time()
+            )
+            if options.refresh:
+                await asyncio.to_thread(cache.remove, resolved.bucket, resolved.key)
+            entry = await asyncio.to_thread(
+                cache.commit_file,
+                resolved.bucket,
+                resolved.key,
+                partial.path,
+                filename=name,
+                meta=meta,
+            )
+            partial.sidecar.unlink(missing_ok=True)
+        result = FetchResult(
+            path=entry.path,
+            url=resolved.primary.redacted,
+            sha256=digest,
+            size=partial.size,
+            from_cache=False,
+            attempts=stats.attempts,
+            retries=max(0, stats.attempts - len(stats.urls_tried)),
+            resumed_bytes=stats.resumed_bytes,
+            elapsed_s=time.monotonic() - started,
+        )
+        return _placed(result, tree, target, files=extracted.files)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _placed(result: FetchResult, tree: Path, target: Path, *, files: int) -> FetchResult:
+    """``result`` once ``tree`` is renamed to ``target``: the path is the tree's, the
+    archive's cache entry goes to ``cache_path``."""
+    import dataclasses
+
+    if target.is_dir():
+        target.rmdir()  # empty, as the caller checked; refuses if something appeared since
+    os.rename(tree, target)
+    extra = {**result.extra, "files": files, "cache_path": str(result.path)}
+    return dataclasses.replace(result, path=target, extra=extra)
 
 
 async def _download_and_extract(

@@ -36,6 +36,7 @@ class FetchRequest:
     size: int | None = None
     extract: bool = False
     strip_components: int = 0
+    extract_to: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
