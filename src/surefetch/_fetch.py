@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from surefetch._budget import default_policy, no_wait_active
 from surefetch._classify import Decision
@@ -292,10 +292,7 @@ async def _fetch(request: FetchRequest, *, sessions: _Sessions, options: _Option
         if hit is not None:
             return hit
     if options.offline:
-        raise OfflineError(
-            f"{resolved.primary.redacted} is not in the cache at {cache.root} "
-            "and offline mode is on"
-        )
+        raise offline_miss(resolved, cache)
     async with _locked(cache, resolved.bucket, resolved.key):
         if not options.refresh:
             hit = await asyncio.to_thread(cached_result, resolved, cache, started=started)
@@ -317,16 +314,38 @@ async def _fetch(request: FetchRequest, *, sessions: _Sessions, options: _Option
             meta=meta,
         )
         partial.sidecar.unlink(missing_ok=True)
+    return downloaded(resolved, entry.path, digest, partial.size, stats=stats, started=started)
+
+
+def offline_miss(resolved: Resolved, cache: Cache) -> OfflineError:
+    """The error for a cache miss in offline mode."""
+    return OfflineError(
+        f"{resolved.primary.redacted} is not in the cache at {cache.root} and offline mode is on"
+    )
+
+
+def downloaded(
+    resolved: Resolved,
+    path: Path,
+    sha256: str,
+    size: int,
+    *,
+    stats: DownloadStats,
+    started: float,
+    extra: dict[str, Any] | None = None,
+) -> FetchResult:
+    """The `FetchResult` of a fetch that downloaded: what it made and what it took."""
     return FetchResult(
-        path=entry.path,
+        path=path,
         url=resolved.primary.redacted,
-        sha256=digest,
-        size=partial.size,
+        sha256=sha256,
+        size=size,
         from_cache=False,
         attempts=stats.attempts,
         retries=max(0, stats.attempts - len(stats.urls_tried)),
         resumed_bytes=stats.resumed_bytes,
         elapsed_s=time.monotonic() - started,
+        extra=extra or {},
     )
 
 

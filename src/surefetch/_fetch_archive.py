@@ -37,7 +37,15 @@ from surefetch._extract import (
     extract_stream,
 )
 from surefetch._extract._formats import HEAD_SIZE
-from surefetch._fetch import _download_any, _locked, _Options, _scrubbing, _Sessions
+from surefetch._fetch import (
+    _download_any,
+    _locked,
+    _Options,
+    _scrubbing,
+    _Sessions,
+    downloaded,
+    offline_miss,
+)
 from surefetch._request import FetchRequest, FetchResult, Resolved, cached_result, resolve
 from surefetch._retrying import aretrying
 from surefetch._url import filename_from_url
@@ -129,7 +137,6 @@ async def fetch_archive(
     """Fetch ``request`` and extract it into the archives bucket; return the tree's path."""
     from surefetch._cache import BUCKET_ARCHIVES
     from surefetch._cache_entry import EntryMeta
-    from surefetch._errors import OfflineError
 
     plain = resolve(request, bucket=BUCKET_ARCHIVES)
     resolved = Resolved(
@@ -146,10 +153,7 @@ async def fetch_archive(
         if hit is not None:
             return hit
     if options.offline:
-        raise OfflineError(
-            f"{resolved.primary.redacted} is not in the cache at {cache.root} "
-            "and offline mode is on"
-        )
+        raise offline_miss(resolved, cache)
     name = filename_from_url(resolved.primary.url)
     async with _locked(cache, resolved.bucket, resolved.key):
         if not options.refresh:
@@ -180,19 +184,16 @@ async def fetch_archive(
                 cache.commit_dir, resolved.bucket, resolved.key, tree, meta=meta
             )
         partial.discard()
-    result = FetchResult(
-        path=entry.path,
-        url=resolved.primary.redacted,
-        sha256=digest,
-        size=partial.size,
-        from_cache=False,
-        attempts=stats.attempts,
-        retries=max(0, stats.attempts - len(stats.urls_tried)),
-        resumed_bytes=stats.resumed_bytes,
-        elapsed_s=time.monotonic() - started,
-        extra={"files": entry.meta.files if entry.meta.files is not None else extracted.files},
+    files = entry.meta.files if entry.meta.files is not None else extracted.files
+    return downloaded(
+        resolved,
+        entry.path,
+        digest,
+        partial.size,
+        stats=stats,
+        started=started,
+        extra={"files": files},
     )
-    return result
 
 
 async def fetch_archive_to(
@@ -215,7 +216,6 @@ async def fetch_archive_to(
     import tempfile
 
     from surefetch._cache_entry import EntryMeta
-    from surefetch._errors import OfflineError
 
     resolved = resolve(request)
     cache = options.cache
@@ -236,6 +236,7 @@ async def fetch_archive_to(
             hit = await asyncio.to_thread(cached_result, resolved, cache, started=started)
             if hit is None:
                 return None
+            (staging / "tree").mkdir()
             extracted = await asyncio.to_thread(
                 extract_file,
                 hit.path,
@@ -247,23 +248,16 @@ async def fetch_archive_to(
             return _placed(hit, staging / "tree", target, files=extracted.files)
 
         if not options.refresh:
-            (staging / "tree").mkdir()
             placed = await from_cache()
             if placed is not None:
                 return placed
-            (staging / "tree").rmdir()
         if options.offline:
-            raise OfflineError(
-                f"{resolved.primary.redacted} is not in the cache at {cache.root} "
-                "and offline mode is on"
-            )
+            raise offline_miss(resolved, cache)
         async with _locked(cache, resolved.bucket, resolved.key):
             if not options.refresh:
-                (staging / "tree").mkdir()
                 placed = await from_cache()
                 if placed is not None:
                     return placed
-                (staging / "tree").rmdir()
             stats = DownloadStats()
             partial, digest, extracted, tree = await _download_and_extract(
                 resolved,
@@ -289,16 +283,8 @@ async def fetch_archive_to(
                 meta=meta,
             )
             partial.sidecar.unlink(missing_ok=True)
-        result = FetchResult(
-            path=entry.path,
-            url=resolved.primary.redacted,
-            sha256=digest,
-            size=partial.size,
-            from_cache=False,
-            attempts=stats.attempts,
-            retries=max(0, stats.attempts - len(stats.urls_tried)),
-            resumed_bytes=stats.resumed_bytes,
-            elapsed_s=time.monotonic() - started,
+        result = downloaded(
+            resolved, entry.path, digest, partial.size, stats=stats, started=started
         )
         return _placed(result, tree, target, files=extracted.files)
     finally:
