@@ -58,7 +58,7 @@ def main() -> int:
 
     probe = (
         "import sys; sys.argv = ['surefetch', 'fetch', sys.argv[1]]; "
-        "from surefetch._cli import main; code = main(); "
+        "from surefetch._cli.main import main; code = main(); "
         "heavy = sorted(m for m in ('aiohttp', 'rich', 'asyncio') if m in sys.modules); "
         "print('imported on a cache hit:', heavy or 'none', file=sys.stderr)"
     )

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import zstandard
 
-from surefetch._extract import ArchiveFormat
+from surefetch._extract.archive import ArchiveFormat
 
 MTIME = 1_700_000_000
 

@@ -209,7 +209,7 @@ def test_prune_while_eight_processes_fill_keys_loses_nothing(tmp_path: Path) -> 
 
 WRITER = r"""
 import hashlib, sys, time
-from surefetch import _fs
+from surefetch._fs import ops as _fs
 from surefetch.cache import Cache, EntryMeta
 
 root, key, point = sys.argv[1:4]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import surefetch
-from surefetch._cli import main
+from surefetch._cli.main import main
 from surefetch.cache import BUCKET_ARCHIVES, BUCKET_DOWNLOADS, Cache, Entry, EntryMeta
 from surefetch.testing._faults import inject_fs_faults
 

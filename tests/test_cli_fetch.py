@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from surefetch._cli import main
+from surefetch._cli.main import main
 from surefetch.testing import ChaosServer, Fault
 
 DATA = random.Random(3).randbytes(2 << 20)

@@ -11,8 +11,8 @@ import platformdirs
 import pytest
 from hypothesis import given, strategies as st
 
-from surefetch._cli import main
-from surefetch._cli_hit import answer_from_cache, cache_key, simple_cache_url
+from surefetch._cli.hit import answer_from_cache, cache_key, simple_cache_url
+from surefetch._cli.main import main
 from surefetch._dirs import user_dir
 from surefetch.testing import ChaosServer
 
@@ -102,7 +102,7 @@ def test_a_hit_imports_neither_asyncio_nor_the_http_stack_nor_rich(
 ) -> None:
     probe = (
         "import sys; sys.argv = ['surefetch', 'fetch', sys.argv[1]]; "
-        "from surefetch._cli import main; code = main(); "
+        "from surefetch._cli.main import main; code = main(); "
         "print(sorted(m for m in ('aiohttp', 'asyncio', 'rich', 'argparse', 'dataclasses')"
         " if m in sys.modules), file=sys.stderr); sys.exit(code)"
     )
@@ -129,7 +129,7 @@ def test_the_light_url_parser_keys_urls_exactly_as_the_full_path(
     light = simple_cache_url(url)
     if light is None:
         return  # the full path takes over: nothing to agree on
-    from surefetch._cache_layout import normalize_url, url_key
+    from surefetch._cache.layout import normalize_url, url_key
     from surefetch._url import parse_url
 
     full = normalize_url(parse_url(url).url)
@@ -148,7 +148,7 @@ def test_the_light_url_parser_keys_urls_exactly_as_the_full_path(
     ],
 )
 def test_the_light_parser_accepts_the_common_forms(url: str) -> None:
-    from surefetch._cache_layout import normalize_url
+    from surefetch._cache.layout import normalize_url
     from surefetch._url import parse_url
 
     assert simple_cache_url(url) == normalize_url(parse_url(url).url)

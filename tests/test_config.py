@@ -17,8 +17,9 @@ import pytest
 from hypothesis import HealthCheck, assume, event, given, settings, strategies as st
 
 import surefetch
-from surefetch import ConfigError, _cli, _config
-from surefetch._cli_config import add_config_parser
+from surefetch import ConfigError, _config
+from surefetch._cli import main as _cli
+from surefetch._cli.config import add_config_parser
 from surefetch._config import (
     CACHE_DIR,
     CONCURRENCY,
@@ -79,7 +80,7 @@ def _wired() -> bool:
 
 @pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch) -> Callable[[Sequence[str]], int]:
-    """`surefetch._cli.main`, with `surefetch config` added if _cli.py does not register it yet."""
+    """The CLI's `main`, with `surefetch config` added if the parser does not register it yet."""
     if not _wired():
         original = _cli._parser
 
@@ -168,7 +169,7 @@ def test_precedence_through_the_real_environment_and_files(
 def test_the_library_uses_the_resolved_settings(
     work: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from surefetch._budget import default_policy
+    from surefetch._retry.budget import default_policy
     from surefetch.cache import Cache
 
     (work / "surefetch.toml").write_text(

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from surefetch._cli import main
-from surefetch._demo import run_demo
+from surefetch._cli.demo_run import run_demo
+from surefetch._cli.main import main
 from surefetch.testing import no_wait
 
 

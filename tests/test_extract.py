@@ -30,9 +30,8 @@ from archives import (
     make_tar,
     write_archive,
 )
-from surefetch._classify import classify
 from surefetch._errors import ExtractError, UnsafeArchiveError
-from surefetch._extract import (
+from surefetch._extract.archive import (
     ArchiveFormat,
     ExtractLimits,
     ExtractResult,
@@ -42,6 +41,7 @@ from surefetch._extract import (
     extract_file,
     extract_stream,
 )
+from surefetch._retry.classify import classify
 
 ALL_FORMATS = list(ArchiveFormat)
 

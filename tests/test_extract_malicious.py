@@ -17,7 +17,7 @@ import pytest
 
 from archives import Dir, File, Hardlink, Members, Special, Symlink, write_archive
 from surefetch._errors import ExtractError, UnsafeArchiveError
-from surefetch._extract import ArchiveFormat, ExtractLimits, ExtractResult, extract_file
+from surefetch._extract.archive import ArchiveFormat, ExtractLimits, ExtractResult, extract_file
 
 TAR, ZIP = ArchiveFormat.TAR_GZ, ArchiveFormat.ZIP
 BOTH = [TAR, ZIP]

@@ -173,7 +173,7 @@ def test_a_reply_that_does_not_continue_the_partial_restarts_cleanly(
 
 
 def test_retry_after_is_waited_for(server: ChaosServer, tmp_path: Path) -> None:
-    from surefetch._budget import enter_no_wait, exit_no_wait
+    from surefetch._retry.budget import enter_no_wait, exit_no_wait
 
     server.script("/small.txt", [Fault.retry_after(1, status=429)])
     exit_no_wait()
@@ -306,7 +306,7 @@ def test_credentials_are_sent_but_never_shown(
     with caplog.at_level(logging.INFO, logger="surefetch"), pytest.raises(DownloadError) as info:
         surefetch.fetch(url, cache=tmp_path, retries=3)
     assert server.requests[0].headers.get("authorization", "").startswith("Basic ")
-    from surefetch._cli_output import format_error
+    from surefetch._cli.output import format_error
     from surefetch._url import Redactor
 
     shown = format_error(info.value, redactor=Redactor([url]), verbose=True)

@@ -13,9 +13,9 @@ import pytest
 import surefetch
 from archives import Dir, File, Symlink, make_archive
 from surefetch import RetriesExhausted, RetryEvent
-from surefetch._cli import main
+from surefetch._cli.main import main
 from surefetch._errors import ExtractError, UnsafeArchiveError
-from surefetch._extract import ArchiveFormat
+from surefetch._extract.archive import ArchiveFormat
 from surefetch.testing import ChaosServer, Fault, no_wait
 
 _rng = random.Random(5)

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 import surefetch
-from surefetch import _fs, fs
+from surefetch import fs
+from surefetch._fs import ops as _fs
 from surefetch.testing._faults import inject_fs_faults
 
 EPERM = PermissionError(errno.EPERM, "Operation not permitted")

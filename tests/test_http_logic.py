@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 from surefetch import ConfigError
-from surefetch._headers import ContentRange, parse_content_range, parse_retry_after
-from surefetch._host_budget import HostRetryBudget
+from surefetch._http.headers import ContentRange, parse_content_range, parse_retry_after
+from surefetch._http.host_budget import HostRetryBudget
 from surefetch._url import (
     Redactor,
     check_sha256,

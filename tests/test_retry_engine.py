@@ -430,7 +430,7 @@ def test_threads_do_not_share_budgets() -> None:
 
 
 def test_no_wait_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    from surefetch._budget import no_wait_active
+    from surefetch._retry.budget import no_wait_active
 
     monkeypatch.setenv("SUREFETCH_NO_RETRY_DELAY", "1")
     assert no_wait_active()
@@ -440,7 +440,7 @@ def test_no_wait_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_waits_are_real_outside_no_wait_mode(events: list[RetryEvent]) -> None:
-    from surefetch._budget import enter_no_wait, exit_no_wait
+    from surefetch._retry.budget import enter_no_wait, exit_no_wait
 
     policy = RetryPolicy(retries=1, wait_min=0.05, wait_max=0.05)
     outcomes: list[BaseException | None] = [TimeoutError(), None]

@@ -19,7 +19,6 @@ from surefetch._version import __version__
 # whole of a cache hit may. Type checkers treat this name the same way.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from surefetch._classify import Decision, classify, classify_status
     from surefetch._errors import (
         ConfigError,
         DownloadError,
@@ -32,9 +31,8 @@ if TYPE_CHECKING:
         SurefetchError,
         UnsafeArchiveError,
     )
-    from surefetch._events import RetryEvent, add_retry_hook
-    from surefetch._extract import ExtractLimits
-    from surefetch._fetch import (
+    from surefetch._extract.archive import ExtractLimits
+    from surefetch._fetch.core import (
         FetchManyError,
         afetch,
         afetch_many,
@@ -42,40 +40,42 @@ if TYPE_CHECKING:
         fetch,
         fetch_many,
     )
-    from surefetch._policy import RetryPolicy
-    from surefetch._request import FetchRequest, FetchResult
-    from surefetch._retrying import Attempt, aretrying, retry, retrying
+    from surefetch._fetch.request import FetchRequest, FetchResult
+    from surefetch._retry.classify import Decision, classify, classify_status
+    from surefetch._retry.events import RetryEvent, add_retry_hook
+    from surefetch._retry.loops import Attempt, aretrying, retry, retrying
+    from surefetch._retry.policy import RetryPolicy
 
 _HOMES = {
-    "Attempt": "_retrying",
+    "Attempt": "_retry.loops",
     "ConfigError": "_errors",
-    "Decision": "_classify",
+    "Decision": "_retry.classify",
     "DownloadError": "_errors",
     "ExtractError": "_errors",
-    "ExtractLimits": "_extract",
+    "ExtractLimits": "_extract.archive",
     "FailedAttempt": "_errors",
-    "FetchManyError": "_fetch",
-    "FetchRequest": "_request",
-    "FetchResult": "_request",
+    "FetchManyError": "_fetch.core",
+    "FetchRequest": "_fetch.request",
+    "FetchResult": "_fetch.request",
     "HTTPStatusError": "_errors",
     "IntegrityError": "_errors",
     "OfflineError": "_errors",
     "RetriesExhausted": "_errors",
-    "RetryEvent": "_events",
-    "RetryPolicy": "_policy",
+    "RetryEvent": "_retry.events",
+    "RetryPolicy": "_retry.policy",
     "SurefetchError": "_errors",
     "UnsafeArchiveError": "_errors",
-    "add_retry_hook": "_events",
-    "afetch": "_fetch",
-    "afetch_many": "_fetch",
-    "afetch_result": "_fetch",
-    "aretrying": "_retrying",
-    "classify": "_classify",
-    "classify_status": "_classify",
-    "fetch": "_fetch",
-    "fetch_many": "_fetch",
-    "retry": "_retrying",
-    "retrying": "_retrying",
+    "add_retry_hook": "_retry.events",
+    "afetch": "_fetch.core",
+    "afetch_many": "_fetch.core",
+    "afetch_result": "_fetch.core",
+    "aretrying": "_retry.loops",
+    "classify": "_retry.classify",
+    "classify_status": "_retry.classify",
+    "fetch": "_fetch.core",
+    "fetch_many": "_fetch.core",
+    "retry": "_retry.loops",
+    "retrying": "_retry.loops",
 }
 
 __all__ = [

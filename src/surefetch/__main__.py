@@ -1,3 +1,3 @@
-from surefetch._cli import main
+from surefetch._cli.main import main
 
 raise SystemExit(main())

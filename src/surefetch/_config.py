@@ -38,7 +38,7 @@ still is.
 
 Settings on purpose not in this registry: ``SUREFETCH_NO_RETRY_DELAY`` (the
 test switch of `surefetch.testing`) is read from the environment only, by
-`surefetch._budget.no_wait_active`. A committed ``surefetch.toml`` must never
+`surefetch._retry.budget.no_wait_active`. A committed ``surefetch.toml`` must never
 be able to turn off backoff and start a retry storm, and the switch is read on
 every retry wait, so it stays a plain ``os.environ`` lookup. ``SSL_CERT_FILE``
 is the standard OpenSSL variable, not surefetch's own.
@@ -59,9 +59,33 @@ from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, TypeVar, cast, overload
 
 from surefetch._errors import ConfigError
-from surefetch._settings import DEFAULT_LOCK_TIMEOUT, MAX_RETRIES, MAX_SECONDS
 
 T = TypeVar("T")
+
+MAX_RETRIES = 100
+
+
+def parse_whole_number(name: str, raw: str, *, minimum: int, maximum: int) -> int:
+    """Parse ``raw`` as a whole number in [minimum, maximum] or raise `ConfigError`.
+
+    Example:
+        >>> parse_whole_number("SUREFETCH_HTTP_RETRIES", " 5 ", minimum=0, maximum=100)
+        5
+    """
+    text = raw.strip()
+    allowed = f"expected a whole number from {minimum} to {maximum}"
+    digits = text[1:] if text[:1] in ("+", "-") else text
+    # At most 18 digits: int() of a huge string is slow and can raise ValueError.
+    if not digits.isdigit() or not digits.isascii() or len(digits) > 18:
+        raise ConfigError(f"{name}={raw!r} is not valid: {allowed}")
+    value = int(text)
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name}={raw!r} is not valid: {allowed}")
+    return value
+
+
+DEFAULT_LOCK_TIMEOUT = 600.0
+MAX_SECONDS = 7 * 24 * 3600.0
 
 CONFIG_FILE_NAME = "surefetch.toml"
 PYPROJECT_NAME = "pyproject.toml"

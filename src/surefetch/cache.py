@@ -4,7 +4,7 @@ Entries live in versioned buckets, keyed by content hash (`content_key`) or by
 URL (`url_key`). An entry appears only complete, by one atomic rename; a
 per-key inter-process lock gives single flight; `Cache.verify`, `Cache.prune`,
 `Cache.clean` and `Cache.info` maintain it while other processes use it. The
-layout is described in ``surefetch._cache``.
+layout is described in ``surefetch._cache.store``.
 
 Example:
     >>> import tempfile
@@ -16,7 +16,16 @@ Example:
 
 from __future__ import annotations
 
-from surefetch._cache import (
+from surefetch._cache.entry import Entry, EntryMeta
+from surefetch._cache.maintenance import (
+    BucketInfo,
+    CacheInfo,
+    CleanReport,
+    CorruptEntry,
+    PruneReport,
+    VerifyReport,
+)
+from surefetch._cache.store import (
     BUCKET_ARCHIVES,
     BUCKET_DOWNLOADS,
     BUCKET_WHEELS,
@@ -26,15 +35,6 @@ from surefetch._cache import (
     default_root,
     normalize_url,
     url_key,
-)
-from surefetch._cache_entry import Entry, EntryMeta
-from surefetch._cache_maintenance import (
-    BucketInfo,
-    CacheInfo,
-    CleanReport,
-    CorruptEntry,
-    PruneReport,
-    VerifyReport,
 )
 from surefetch._errors import CacheError, LockTimeout
 

@@ -18,7 +18,7 @@ Example:
 
 from __future__ import annotations
 
-from surefetch._fs import (
+from surefetch._fs.ops import (
     DEFAULT_WINDOW,
     SPURIOUS_ERRNOS,
     SPURIOUS_WINERRORS,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from surefetch._budget import enter_no_wait, exit_no_wait
+from surefetch._retry.budget import enter_no_wait, exit_no_wait
 from surefetch.testing._chaos import ChaosServer, Fault, FaultKind, RequestRecord
 from surefetch.testing._faults import FsFaults, inject_fs_faults
 

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from surefetch import _fs
+from surefetch._fs import ops as _fs
 
 
 class FsFaults:

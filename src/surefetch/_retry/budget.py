@@ -16,7 +16,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from surefetch._errors import FailedAttempt
-from surefetch._policy import RetryPolicy
+from surefetch._retry.policy import RetryPolicy
 
 _NO_WAIT_ENV = "SUREFETCH_NO_RETRY_DELAY"
 _no_wait_depth = 0

@@ -9,7 +9,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from surefetch._cache_layout import (
+from surefetch._cache.layout import (
     KIND_FILE,
     META_FORMAT,
     parse_record,

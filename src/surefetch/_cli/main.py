@@ -24,10 +24,10 @@ EXIT_INTERRUPTED = 130
 def _parser() -> argparse.ArgumentParser:
     import argparse
 
-    from surefetch._cli_cache import add_cache_parser
-    from surefetch._cli_config import add_config_parser
-    from surefetch._cli_demo import add_demo_parser
-    from surefetch._cli_fetch import add_fetch_parser
+    from surefetch._cli.cache import add_cache_parser
+    from surefetch._cli.config import add_config_parser
+    from surefetch._cli.demo import add_demo_parser
+    from surefetch._cli.fetch import add_fetch_parser
 
     parser = argparse.ArgumentParser(
         prog="surefetch",
@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         if words[:1] == ["fetch"]:
-            from surefetch._cli_hit import answer_from_cache
+            from surefetch._cli.hit import answer_from_cache
 
             code = answer_from_cache(words[1:])
             if code is not None:

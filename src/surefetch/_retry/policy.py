@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING
 from surefetch._errors import ConfigError
 
 if TYPE_CHECKING:
-    from surefetch._classify import Decision
+    from surefetch._retry.classify import Decision
 
     Classifier = Callable[[BaseException], Decision]
 
 
 def _default_classifier() -> Classifier:
-    from surefetch._classify import classify
+    from surefetch._retry.classify import classify
 
     return classify
 

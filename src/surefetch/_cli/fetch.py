@@ -11,14 +11,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from surefetch._cli_output import (
+from surefetch._cli.output import (
     EXIT_OK,
     ProgressBar,
     configure_logging,
     run_reporting,
 )
+from surefetch._config import MAX_RETRIES, parse_whole_number
 from surefetch._errors import ConfigError
-from surefetch._settings import MAX_RETRIES, parse_whole_number
 from surefetch._url import Redactor
 
 
@@ -118,8 +118,8 @@ def run_fetch(args: argparse.Namespace) -> int:
 
     def action() -> int:
         from surefetch._config import effective
-        from surefetch._fetch import afetch_result
-        from surefetch._sync import run_sync
+        from surefetch._fetch.core import afetch_result
+        from surefetch._run_sync import run_sync
 
         effective()  # every setting present is checked, used here or not
         retries = None

@@ -15,7 +15,7 @@ import json
 import sys
 from typing import Any
 
-from surefetch._cli_output import EXIT_OK, EXIT_USAGE
+from surefetch._cli.output import EXIT_OK, EXIT_USAGE
 from surefetch._config import SETTINGS, Setting
 from surefetch._errors import ConfigError
 

@@ -17,8 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from surefetch import _fs
-from surefetch._cache import (
+from surefetch._cache.entry import (
+    file_sha256,
+    payload_path,
+    read_meta,
+    tree_manifest,
+)
+from surefetch._cache.layout import KIND_FILE, META_NAME
+from surefetch._cache.store import (
     BUCKET_DIR_PATTERN,
     KEY_PATTERN,
     LAYOUT_VERSION,
@@ -28,17 +34,11 @@ from surefetch._cache import (
     TMP_DIR,
     TRASH_PREFIX,
 )
-from surefetch._cache_entry import (
-    file_sha256,
-    payload_path,
-    read_meta,
-    tree_manifest,
-)
-from surefetch._cache_layout import KIND_FILE, META_NAME
 from surefetch._errors import CacheError, RetriesExhausted
+from surefetch._fs import ops as _fs
 
 if TYPE_CHECKING:
-    from surefetch._cache import Cache
+    from surefetch._cache.store import Cache
 
 logger = logging.getLogger("surefetch")
 
@@ -355,7 +355,7 @@ def _prune_unlocked(cache: Cache, path: str, lock: str | None) -> int | None:
     """Remove a temporary if no live writer owns it; its bytes, or None when it stays."""
     if lock is None:
         return _remove(cache, path)
-    from surefetch._cache_lock import try_hold  # filelock: imported by writers only
+    from surefetch._cache.lock import try_hold  # filelock: imported by writers only
 
     with try_hold(lock) as held:
         return _remove(cache, path) if held else None
@@ -414,7 +414,7 @@ def clean(cache: Cache) -> CleanReport:
     if not os.path.isdir(root):
         return CleanReport(0, 0)
     cache._prepare()
-    from surefetch._cache_lock import hold
+    from surefetch._cache.lock import hold
 
     # Wait for every writer at work now: each holds its key's lock until its
     # entry is committed, so afterwards nothing is half done.

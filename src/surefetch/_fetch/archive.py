@@ -24,9 +24,9 @@ import os
 import time
 from pathlib import Path
 
-from surefetch._download import DownloadStats, PartialFile
 from surefetch._errors import ExtractError
-from surefetch._extract import (
+from surefetch._extract._formats import HEAD_SIZE
+from surefetch._extract.archive import (
     ArchiveFormat,
     ExtractLimits,
     ExtractResult,
@@ -36,8 +36,7 @@ from surefetch._extract import (
     extract_file,
     extract_stream,
 )
-from surefetch._extract._formats import HEAD_SIZE
-from surefetch._fetch import (
+from surefetch._fetch.core import (
     _download_any,
     _locked,
     _Options,
@@ -46,8 +45,9 @@ from surefetch._fetch import (
     downloaded,
     offline_miss,
 )
-from surefetch._request import FetchRequest, FetchResult, Resolved, cached_result, resolve
-from surefetch._retrying import aretrying
+from surefetch._fetch.request import FetchRequest, FetchResult, Resolved, cached_result, resolve
+from surefetch._http.download import DownloadStats, PartialFile
+from surefetch._retry.loops import aretrying
 from surefetch._url import filename_from_url
 
 logger = logging.getLogger("surefetch")
@@ -135,8 +135,8 @@ async def fetch_archive(
     started: float,
 ) -> FetchResult:
     """Fetch ``request`` and extract it into the archives bucket; return the tree's path."""
-    from surefetch._cache import BUCKET_ARCHIVES
-    from surefetch._cache_entry import EntryMeta
+    from surefetch._cache.entry import EntryMeta
+    from surefetch._cache.store import BUCKET_ARCHIVES
 
     plain = resolve(request, bucket=BUCKET_ARCHIVES)
     resolved = Resolved(
@@ -215,7 +215,7 @@ async def fetch_archive_to(
     import shutil
     import tempfile
 
-    from surefetch._cache_entry import EntryMeta
+    from surefetch._cache.entry import EntryMeta
 
     resolved = resolve(request)
     cache = options.cache

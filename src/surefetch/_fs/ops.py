@@ -39,10 +39,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from surefetch._classify import Decision
 from surefetch._errors import ConfigError, RetriesExhausted
-from surefetch._policy import RetryPolicy
-from surefetch._retrying import aretrying, retrying
+from surefetch._retry.classify import Decision
+from surefetch._retry.loops import aretrying, retrying
+from surefetch._retry.policy import RetryPolicy
 
 T = TypeVar("T")
 StrPath = str | os.PathLike[str]

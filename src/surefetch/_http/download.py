@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from surefetch._errors import HTTPStatusError, TransientDownloadError
-from surefetch._headers import parse_content_range, parse_retry_after
+from surefetch._http.headers import parse_content_range, parse_retry_after
 from surefetch._url import ParsedURL
 
 if TYPE_CHECKING:
     import aiohttp
 
-    from surefetch._extract import GrowingFileReader
+    from surefetch._extract.archive import GrowingFileReader
 
 logger = logging.getLogger("surefetch")
 

@@ -49,15 +49,14 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from surefetch import _fs
-from surefetch._cache_entry import (
+from surefetch._cache.entry import (
     Entry,
     EntryMeta,
     payload_path,
     read_meta,
     tree_manifest,
 )
-from surefetch._cache_layout import (
+from surefetch._cache.layout import (
     BUCKET_ARCHIVES as BUCKET_ARCHIVES,
     BUCKET_DOWNLOADS as BUCKET_DOWNLOADS,
     BUCKET_WHEELS as BUCKET_WHEELS,
@@ -71,12 +70,13 @@ from surefetch._cache_layout import (
     normalize_url as normalize_url,
     url_key as url_key,
 )
+from surefetch._config import MAX_SECONDS
 from surefetch._errors import CacheError, ConfigError, RetriesExhausted
-from surefetch._policy import RetryPolicy
-from surefetch._settings import MAX_SECONDS
+from surefetch._fs import ops as _fs
+from surefetch._retry.policy import RetryPolicy
 
 if TYPE_CHECKING:
-    from surefetch._cache_maintenance import (
+    from surefetch._cache.maintenance import (
         CacheInfo,
         CleanReport,
         PruneReport,
@@ -355,7 +355,7 @@ class Cache:
         elif not 0 <= timeout <= MAX_SECONDS:
             raise ValueError(f"timeout={timeout!r} is not valid: expected seconds >= 0")
         self._prepare()
-        from surefetch._cache_lock import hold  # filelock is imported only by writers
+        from surefetch._cache.lock import hold  # filelock is imported only by writers
 
         return hold(self._lock_path(bucket, key), timeout=timeout, what=f"{bucket} entry {key}")
 
@@ -552,7 +552,7 @@ class Cache:
             >>> Cache(tempfile.mkdtemp()).verify().sound
             True
         """
-        from surefetch._cache_maintenance import verify
+        from surefetch._cache.maintenance import verify
 
         return verify(self, fix=fix)
 
@@ -567,7 +567,7 @@ class Cache:
             >>> Cache(tempfile.mkdtemp()).prune().removed
             0
         """
-        from surefetch._cache_maintenance import prune
+        from surefetch._cache.maintenance import prune
 
         return prune(self, older_than=older_than)
 
@@ -579,7 +579,7 @@ class Cache:
             >>> Cache(tempfile.mkdtemp()).clean().entries
             0
         """
-        from surefetch._cache_maintenance import clean
+        from surefetch._cache.maintenance import clean
 
         return clean(self)
 
@@ -591,6 +591,6 @@ class Cache:
             >>> Cache(tempfile.mkdtemp()).info().entries
             0
         """
-        from surefetch._cache_maintenance import info
+        from surefetch._cache.maintenance import info
 
         return info(self)

@@ -18,7 +18,7 @@ from surefetch._errors import ConfigError
 from surefetch._url import ParsedURL, Redactor, check_sha256, parse_url
 
 if TYPE_CHECKING:
-    from surefetch._cache import Cache
+    from surefetch._cache.store import Cache
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +110,7 @@ def resolve(request: FetchRequest, *, bucket: str | None = None) -> Resolved:
     The key is the content hash when one is given, so that the same file from
     any URL or mirror is stored once, and the normalised URL's hash otherwise.
     """
-    from surefetch._cache_layout import BUCKET_DOWNLOADS, content_key, url_key
+    from surefetch._cache.layout import BUCKET_DOWNLOADS, content_key, url_key
 
     sha256 = check_sha256(request.sha256)
     urls = (parse_url(request.url), *(parse_url(m) for m in request.mirrors))
@@ -149,6 +149,6 @@ def cached_result(resolved: Resolved, cache: Cache, *, started: float) -> FetchR
 
 def open_cache(cache: Cache | str | os.PathLike[str] | None) -> Cache:
     """``cache`` itself, or the `Cache` at that root (default: the configured one)."""
-    from surefetch._cache import Cache
+    from surefetch._cache.store import Cache
 
     return cache if isinstance(cache, Cache) else Cache(cache)

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from surefetch._cache import Cache
+from surefetch._cache.store import Cache
 from surefetch._errors import ConfigError, SurefetchError
 
 EXIT_OK = 0

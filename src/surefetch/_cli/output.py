@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from surefetch._classify import iter_chain
 from surefetch._errors import ConfigError, RetriesExhausted, SurefetchError
+from surefetch._retry.classify import iter_chain
 from surefetch._url import Redactor
 
 EXIT_OK = 0

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from surefetch._budget import default_policy, no_wait_active
-from surefetch._classify import Decision
 from surefetch._config import (
     CONCURRENCY,
     CONNECT_TIMEOUT,
@@ -26,11 +24,8 @@ from surefetch._config import (
     OFFLINE,
     resolve as resolve_setting,
 )
-from surefetch._download import DownloadStats, PartialFile, ProgressCallback, download_attempt
 from surefetch._errors import ConfigError, DownloadError, IntegrityError, OfflineError
-from surefetch._host_budget import HostRetryBudget, default_host_budget
-from surefetch._policy import RetryPolicy
-from surefetch._request import (
+from surefetch._fetch.request import (
     FetchRequest,
     FetchResult,
     Resolved,
@@ -38,15 +33,20 @@ from surefetch._request import (
     open_cache,
     resolve,
 )
-from surefetch._retrying import aretrying
-from surefetch._sync import run_sync
+from surefetch._http.download import DownloadStats, PartialFile, ProgressCallback, download_attempt
+from surefetch._http.host_budget import HostRetryBudget, default_host_budget
+from surefetch._retry.budget import default_policy, no_wait_active
+from surefetch._retry.classify import Decision
+from surefetch._retry.loops import aretrying
+from surefetch._retry.policy import RetryPolicy
+from surefetch._run_sync import run_sync
 from surefetch._url import ParsedURL, Redactor, filename_from_url, redact_url
 
 if TYPE_CHECKING:
     import aiohttp
 
-    from surefetch._cache import Cache
-    from surefetch._extract import ExtractLimits, GrowingFileReader
+    from surefetch._cache.store import Cache
+    from surefetch._extract.archive import ExtractLimits, GrowingFileReader
 
 logger = logging.getLogger("surefetch")
 
@@ -261,8 +261,8 @@ def _verify(partial: PartialFile, *, url: ParsedURL, sha256: str | None, size: i
 async def _fetch(request: FetchRequest, *, sessions: _Sessions, options: _Options) -> FetchResult:
     started = time.monotonic()
     if request.extract_to is not None:
-        from surefetch._extract import DEFAULT_LIMITS
-        from surefetch._fetch_archive import fetch_archive_to
+        from surefetch._extract.archive import DEFAULT_LIMITS
+        from surefetch._fetch.archive import fetch_archive_to
 
         return await fetch_archive_to(
             request,
@@ -273,8 +273,8 @@ async def _fetch(request: FetchRequest, *, sessions: _Sessions, options: _Option
             started=started,
         )
     if request.extract:
-        from surefetch._extract import DEFAULT_LIMITS
-        from surefetch._fetch_archive import fetch_archive
+        from surefetch._extract.archive import DEFAULT_LIMITS
+        from surefetch._fetch.archive import fetch_archive
 
         return await fetch_archive(
             request,
@@ -283,7 +283,7 @@ async def _fetch(request: FetchRequest, *, sessions: _Sessions, options: _Option
             limits=options.limits or DEFAULT_LIMITS,
             started=started,
         )
-    from surefetch._cache_entry import EntryMeta
+    from surefetch._cache.entry import EntryMeta
 
     resolved = resolve(request)
     cache = options.cache

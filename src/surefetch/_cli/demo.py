@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from surefetch._cli_output import run_reporting
+from surefetch._cli.output import run_reporting
 from surefetch._url import Redactor
 
 
@@ -36,7 +36,7 @@ def add_demo_parser(commands: Any) -> None:
 
 def run_demo_command(args: argparse.Namespace) -> int:
     """Handle ``surefetch demo``."""
-    from surefetch._demo import run_demo
+    from surefetch._cli.demo_run import run_demo
 
     cache_dir = None if args.cache_dir is None else Path(args.cache_dir)
     return run_reporting(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 
-from surefetch._cache_layout import (
+from surefetch._cache.layout import (
     BUCKET_DOWNLOADS,
     KIND_FILE,
     META_NAME,

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from surefetch._events import RetryEvent, add_retry_hook
+from surefetch._retry.events import RetryEvent, add_retry_hook
 
 SAMPLE_NAME = "sample-dataset.tar.gz"
 _FILES = 120
@@ -75,9 +75,9 @@ def run_demo(*, faults: bool = True, cache_dir: Path | None = None, out: TextIO)
         >>> run_demo(faults=False, out=io.StringIO())  # doctest: +SKIP
         0
     """
-    from surefetch._fetch import afetch_result
-    from surefetch._policy import RetryPolicy
-    from surefetch._sync import run_sync
+    from surefetch._fetch.core import afetch_result
+    from surefetch._retry.policy import RetryPolicy
+    from surefetch._run_sync import run_sync
     from surefetch.testing import ChaosServer, Fault
 
     data = build_sample()

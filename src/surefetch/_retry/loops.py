@@ -14,7 +14,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
-from surefetch._budget import (
+from surefetch._errors import FailedAttempt, RetriesExhausted
+from surefetch._retry.budget import (
     Budget,
     PolicySpec,
     Scope,
@@ -25,10 +26,9 @@ from surefetch._budget import (
     resolve_policy,
     thread_stack,
 )
-from surefetch._classify import iter_chain
-from surefetch._errors import FailedAttempt, RetriesExhausted
-from surefetch._events import RetryEvent, emit
-from surefetch._policy import RetryPolicy
+from surefetch._retry.classify import iter_chain
+from surefetch._retry.events import RetryEvent, emit
+from surefetch._retry.policy import RetryPolicy
 
 P = ParamSpec("P")
 T = TypeVar("T")
