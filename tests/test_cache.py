@@ -31,7 +31,7 @@ from surefetch.cache import (
     normalize_url,
     url_key,
 )
-from surefetch.testing._faults import inject_fs_faults
+from surefetch.testing._fs_faults import inject_fs_faults
 
 URL = "https://example.org/files/data.bin"
 KEY = url_key(URL)

@@ -209,7 +209,7 @@ def test_prune_while_eight_processes_fill_keys_loses_nothing(tmp_path: Path) -> 
 
 WRITER = r"""
 import hashlib, sys, time
-from surefetch._fs import ops as _fs
+from surefetch._fs import faults as _seam
 from surefetch.cache import Cache, EntryMeta
 
 root, key, point = sys.argv[1:4]
@@ -228,7 +228,7 @@ def before_fs_call(operation, path, other):
     pause({"rename": "moving", "persist_dir": "persisting"}.get(operation))
 
 
-_fs._fault_hooks = (before_fs_call,)
+_seam.hooks = (before_fs_call,)
 cache = Cache(root)
 with cache.lock("downloads", key):
     pause("locked")

@@ -16,7 +16,7 @@ import pytest
 import surefetch
 from surefetch._cli.main import main
 from surefetch.cache import BUCKET_ARCHIVES, BUCKET_DOWNLOADS, Cache, Entry, EntryMeta
-from surefetch.testing._faults import inject_fs_faults
+from surefetch.testing._fs_faults import inject_fs_faults
 
 SRC = str(Path(surefetch.__file__).resolve().parents[1])
 

@@ -389,3 +389,18 @@ def test_deadline_stops_an_attempt_in_the_middle_of_a_body(
     partials = list(tmp_path.glob("tmp/partial/*.part"))
     assert len(partials) == 1
     assert partials[0].stat().st_size >= SIZE // 4  # kept for a later resume
+
+
+def test_one_options_value_carries_the_arguments_of_every_fetch_function() -> None:
+    import inspect
+    from dataclasses import fields
+
+    from surefetch._fetch.options import FetchArgs
+
+    names = [f.name for f in fields(FetchArgs)]
+    for function in (surefetch.fetch, surefetch.afetch, surefetch.afetch_result):
+        parameters = inspect.signature(function).parameters
+        assert list(parameters) == names, function.__name__
+        assert all(
+            p.kind is inspect.Parameter.KEYWORD_ONLY for p in list(parameters.values())[1:]
+        ), function.__name__

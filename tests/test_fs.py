@@ -18,8 +18,8 @@ import pytest
 
 import surefetch
 from surefetch import fs
-from surefetch._fs import ops as _fs
-from surefetch.testing._faults import inject_fs_faults
+from surefetch._fs import faults as _seam
+from surefetch.testing._fs_faults import inject_fs_faults
 
 EPERM = PermissionError(errno.EPERM, "Operation not permitted")
 ACCESS_DENIED = PermissionError(errno.EACCES, "Access is denied")
@@ -411,7 +411,7 @@ def test_async_attempts_run_off_the_event_loop_thread(
     def record(operation: str, path: str, other: str | None) -> None:
         threads.append(threading.current_thread())
 
-    monkeypatch.setattr(_fs, "_fault_hooks", (record,))
+    monkeypatch.setattr(_seam, "hooks", (record,))
 
     async def main() -> threading.Thread:
         await fs.rename_async(source, tmp_path / "target")
@@ -442,7 +442,7 @@ def test_faults_apply_to_the_chosen_operation_only_and_end_with_the_block(
         fs.rename(source, tmp_path / "b")
     assert faults.raised == 0
     assert faults.remaining == 5
-    assert _fs._fault_hooks == ()
+    assert _seam.hooks == ()
     fs.rename(tmp_path / "b", source)
 
 

@@ -1,4 +1,4 @@
-"""Pure download logic: URLs and redaction, headers, the per-host retry budget."""
+"""Pure download logic: URLs and redaction, headers, resume decisions, the per-host budget."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from hypothesis import given, strategies as st
 from surefetch import ConfigError
 from surefetch._http.headers import ContentRange, parse_content_range, parse_retry_after
 from surefetch._http.host_budget import HostRetryBudget
+from surefetch._http.resume import Reply, Validator, judge_reply, range_headers
 from surefetch._url import (
     Redactor,
     check_sha256,
@@ -136,3 +137,57 @@ def test_host_budget_acquire_waits() -> None:
     budget = HostRetryBudget(capacity=0, refill_per_second=1000.0)
     waited = asyncio.run(budget.acquire("h"))
     assert 0 < waited <= 0.0011
+
+
+# Resume decisions (pure) ------------------------------------------------------------
+
+_V = Validator(url="https://h/a", etag='"v1"', last_modified=None, total=100)
+
+
+@pytest.mark.parametrize(
+    ("size", "validator", "expected"),
+    [
+        (0, _V, None),
+        (40, _V, {"Range": "bytes=40-", "If-Range": '"v1"'}),
+        (40, None, None),
+        (40, Validator("https://h/a", 'W/"weak"', None, 100), None),
+        (
+            40,
+            Validator("https://h/a", 'W/"weak"', "Tue, 01 Jan 2030 00:00:00 GMT", 100),
+            {"Range": "bytes=40-", "If-Range": "Tue, 01 Jan 2030 00:00:00 GMT"},
+        ),
+    ],
+)
+def test_a_range_is_asked_only_when_a_validator_can_guard_it(
+    size: int, validator: Validator | None, expected: dict[str, str] | None
+) -> None:
+    assert range_headers(size, validator) == expected
+
+
+@pytest.mark.parametrize(
+    ("status", "ranged", "content_range", "size", "total", "expected"),
+    [
+        (200, True, None, 40, 100, Reply.WHOLE),
+        (200, False, None, 0, None, Reply.WHOLE),
+        (206, True, "bytes 40-99/100", 40, 100, Reply.CONTINUES),
+        (206, True, "bytes 40-99/*", 40, 100, Reply.CONTINUES),
+        (206, True, "bytes 0-99/100", 40, 100, Reply.DOES_NOT_CONTINUE),
+        (206, True, "bytes 40-99/200", 40, 100, Reply.DOES_NOT_CONTINUE),
+        (206, True, None, 40, 100, Reply.DOES_NOT_CONTINUE),
+        (206, True, "garbage", 40, 100, Reply.DOES_NOT_CONTINUE),
+        (416, True, None, 40, 100, Reply.RANGE_REFUSED),
+        (416, False, None, 0, None, Reply.ERROR),
+        (404, True, None, 40, 100, Reply.ERROR),
+        (503, False, None, 0, None, Reply.ERROR),
+    ],
+)
+def test_a_reply_is_judged_against_the_partial_file(
+    status: int,
+    ranged: bool,
+    content_range: str | None,
+    size: int,
+    total: int | None,
+    expected: Reply,
+) -> None:
+    reply = judge_reply(status, ranged=ranged, content_range=content_range, size=size, total=total)
+    assert reply is expected

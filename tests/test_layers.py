@@ -197,9 +197,12 @@ def names_in_code(path: Path) -> set[str]:
             found.add(node.attr)
         elif isinstance(node, ast.alias):
             found.update(node.name.split("."))
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            if id(node) not in docstrings:
-                found.update(node.value.replace(".", " ").split())
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and id(node) not in docstrings
+        ):
+            found.update(node.value.replace(".", " ").split())
     return found
 
 

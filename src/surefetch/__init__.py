@@ -32,18 +32,13 @@ if TYPE_CHECKING:
         UnsafeArchiveError,
     )
     from surefetch._extract.archive import ExtractLimits
-    from surefetch._fetch.core import (
-        FetchManyError,
-        afetch,
-        afetch_many,
-        afetch_result,
-        fetch,
-        fetch_many,
-    )
+    from surefetch._fetch.async_api import FetchManyError, afetch, afetch_many, afetch_result
     from surefetch._fetch.request import FetchRequest, FetchResult
+    from surefetch._fetch.sync_api import fetch, fetch_many
     from surefetch._retry.classify import Decision, classify, classify_status
+    from surefetch._retry.decorator import retry
     from surefetch._retry.events import RetryEvent, add_retry_hook
-    from surefetch._retry.loops import Attempt, aretrying, retry, retrying
+    from surefetch._retry.loops import Attempt, aretrying, retrying
     from surefetch._retry.policy import RetryPolicy
 
 _HOMES = {
@@ -54,7 +49,7 @@ _HOMES = {
     "ExtractError": "_errors",
     "ExtractLimits": "_extract.archive",
     "FailedAttempt": "_errors",
-    "FetchManyError": "_fetch.core",
+    "FetchManyError": "_fetch.async_api",
     "FetchRequest": "_fetch.request",
     "FetchResult": "_fetch.request",
     "HTTPStatusError": "_errors",
@@ -66,15 +61,15 @@ _HOMES = {
     "SurefetchError": "_errors",
     "UnsafeArchiveError": "_errors",
     "add_retry_hook": "_retry.events",
-    "afetch": "_fetch.core",
-    "afetch_many": "_fetch.core",
-    "afetch_result": "_fetch.core",
+    "afetch": "_fetch.async_api",
+    "afetch_many": "_fetch.async_api",
+    "afetch_result": "_fetch.async_api",
     "aretrying": "_retry.loops",
     "classify": "_retry.classify",
     "classify_status": "_retry.classify",
-    "fetch": "_fetch.core",
-    "fetch_many": "_fetch.core",
-    "retry": "_retry.loops",
+    "fetch": "_fetch.sync_api",
+    "fetch_many": "_fetch.sync_api",
+    "retry": "_retry.decorator",
     "retrying": "_retry.loops",
 }
 
@@ -117,6 +112,11 @@ def __getattr__(name: str) -> object:
     if home is None:
         raise AttributeError(f"module 'surefetch' has no attribute {name!r}")
     import importlib
+
+    # The transport teaches the classifier what its library's errors mean, so
+    # that `classify` and `retry` know them in code that never downloads
+    # through surefetch. Light: the library itself is not imported.
+    import surefetch._http.aiohttp_support  # noqa: F401
 
     value = getattr(importlib.import_module(f"surefetch.{home}"), name)
     globals()[name] = value

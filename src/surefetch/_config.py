@@ -43,6 +43,10 @@ be able to turn off backoff and start a retry storm, and the switch is read on
 every retry wait, so it stays a plain ``os.environ`` lookup. ``SSL_CERT_FILE``
 is the standard OpenSSL variable, not surefetch's own.
 
+Over 400 lines on purpose: most of it is the registry itself, one entry of
+data per setting with its check and its reason, and the loader that every
+entry shares; splitting them would put each setting's rules far from it.
+
 Import cost matters because a cache hit on the command line must start about
 as fast as Python itself. So this module imports nothing heavy: tomllib
 (tomli on 3.10) and platformdirs are imported inside the functions that need

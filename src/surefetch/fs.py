@@ -19,11 +19,6 @@ Example:
 from __future__ import annotations
 
 from surefetch._fs.ops import (
-    DEFAULT_WINDOW,
-    SPURIOUS_ERRNOS,
-    SPURIOUS_WINERRORS,
-    FsClassifier,
-    fs_policy,
     persist_dir,
     persist_dir_async,
     remove_tree,
@@ -34,6 +29,13 @@ from surefetch._fs.ops import (
     replace_async,
     write_atomic,
     write_atomic_async,
+)
+from surefetch._fs.policy import (
+    DEFAULT_WINDOW,
+    SPURIOUS_ERRNOS,
+    SPURIOUS_WINERRORS,
+    FsClassifier,
+    fs_policy,
 )
 
 __all__ = [

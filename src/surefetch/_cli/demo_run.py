@@ -75,7 +75,7 @@ def run_demo(*, faults: bool = True, cache_dir: Path | None = None, out: TextIO)
         >>> run_demo(faults=False, out=io.StringIO())  # doctest: +SKIP
         0
     """
-    from surefetch._fetch.core import afetch_result
+    from surefetch._fetch.async_api import afetch_result
     from surefetch._retry.policy import RetryPolicy
     from surefetch._run_sync import run_sync
     from surefetch.testing import ChaosServer, Fault

@@ -118,7 +118,7 @@ def run_fetch(args: argparse.Namespace) -> int:
 
     def action() -> int:
         from surefetch._config import effective
-        from surefetch._fetch.core import afetch_result
+        from surefetch._fetch.async_api import afetch_result
         from surefetch._run_sync import run_sync
 
         effective()  # every setting present is checked, used here or not

@@ -19,6 +19,8 @@ from surefetch._url import ParsedURL, Redactor, check_sha256, parse_url
 
 if TYPE_CHECKING:
     from surefetch._cache.store import Cache
+    from surefetch._errors import OfflineError
+    from surefetch._http.stats import DownloadStats
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,3 +154,37 @@ def open_cache(cache: Cache | str | os.PathLike[str] | None) -> Cache:
     from surefetch._cache.store import Cache
 
     return cache if isinstance(cache, Cache) else Cache(cache)
+
+
+def offline_miss(resolved: Resolved, cache: Cache) -> OfflineError:
+    """The error for a cache miss in offline mode."""
+    from surefetch._errors import OfflineError
+
+    return OfflineError(
+        f"{resolved.primary.redacted} is not in the cache at {cache.root} and offline mode is on"
+    )
+
+
+def downloaded(
+    resolved: Resolved,
+    path: Path,
+    sha256: str,
+    size: int,
+    *,
+    stats: DownloadStats,
+    started: float,
+    extra: dict[str, Any] | None = None,
+) -> FetchResult:
+    """The `FetchResult` of a fetch that downloaded: what it made and what it took."""
+    return FetchResult(
+        path=path,
+        url=resolved.primary.redacted,
+        sha256=sha256,
+        size=size,
+        from_cache=False,
+        attempts=stats.attempts,
+        retries=max(0, stats.attempts - len(stats.urls_tried)),
+        resumed_bytes=stats.resumed_bytes,
+        elapsed_s=time.monotonic() - started,
+        extra=extra or {},
+    )

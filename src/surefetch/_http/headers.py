@@ -65,3 +65,20 @@ def parse_content_range(value: str | None) -> ContentRange | None:
     if last < first or (total is not None and last >= total):
         return None
     return ContentRange(first, last, total)
+
+
+def basic_authorization(username: str | None, password: str | None) -> str | None:
+    """The ``Authorization`` value for credentials given in a URL, or None without any.
+
+    Example:
+        >>> basic_authorization("alice", "secret")
+        'Basic YWxpY2U6c2VjcmV0'
+        >>> basic_authorization(None, None) is None
+        True
+    """
+    if username is None:
+        return None
+    import base64
+
+    pair = f"{username}:{password or ''}".encode()
+    return "Basic " + base64.b64encode(pair).decode("ascii")

@@ -7,16 +7,19 @@ reset that surfaces as "Failed to extract archive" is still recognised as the
 network error it is. The first link, outermost first, that is known to be
 either transient or fatal decides; a chain with no known link is fatal.
 
-Library types (aiohttp, asyncio, ssl, socket) are looked up in ``sys.modules`` rather than
-imported: if a library is not loaded, none of its exceptions can exist, and
-a cache hit on the command line stays free of the HTTP stack.
+Standard library types (asyncio, ssl, socket) are looked up in ``sys.modules``
+rather than imported: if a module is not loaded, none of its exceptions can
+exist, and a cache hit on the command line stays free of the HTTP stack.
+What a third-party transport's exceptions mean is not known here: the
+transport registers a rule for its library with `register_library_rule`, and
+the rule is consulted only while that library is loaded.
 """
 
 from __future__ import annotations
 
 import errno
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from surefetch._errors import HTTPStatusError, RetriesExhausted
@@ -105,8 +108,9 @@ def iter_chain(exc: BaseException) -> Iterator[BaseException]:
     """Every exception reachable from ``exc``, outermost first, each once.
 
     Follows ``__cause__``, ``__context__``, ``ExceptionGroup`` members and
-    exceptions passed as arguments of another exception (the ``OSError``
-    that library errors carry).
+    exceptions passed as arguments of another exception or held in the
+    attributes that library rules declared (the ``OSError`` that library
+    errors carry).
 
     Example:
         >>> try:
@@ -135,90 +139,105 @@ def iter_chain(exc: BaseException) -> Iterator[BaseException]:
         if isinstance(members, (tuple, list)):
             linked.extend(m for m in members if isinstance(m, BaseException))
         linked.extend(a for a in current.args if isinstance(a, BaseException))
-        for attribute in ("os_error", "certificate_error"):
+        for attribute in _held_attributes:
             held = getattr(current, attribute, None)
             if isinstance(held, BaseException):
                 linked.append(held)
         queue.extend(linked)
 
 
-def _describe(exc: BaseException) -> str:
+LibraryRule = Callable[[BaseException], "Decision | None"]
+"""What a library's exception means: a decision, or None when the rule does not know it."""
+
+_library_rules: dict[str, LibraryRule] = {}
+# Attributes under which library errors keep the error they wrap, besides args.
+_held_attributes: tuple[str, ...] = ()
+
+
+def register_library_rule(library: str, rule: LibraryRule, *, holds: tuple[str, ...] = ()) -> None:
+    """Teach the default `classify` the exceptions of ``library`` (a top-level module name).
+
+    The rule sees each link of a chain before the generic rules for OS and
+    timeout errors do, and only while ``library`` is in ``sys.modules``.
+    ``holds`` names attributes in which the library's errors keep the error
+    they wrap (an ``os_error``), so that `iter_chain` follows them.
+    Registering again for the same library replaces the rule.
+
+    Example:
+        >>> class Hiccup(Exception): ...
+        >>> register_library_rule("doctest", lambda e: Decision.transient("hiccup")
+        ...                       if isinstance(e, Hiccup) else None)
+        >>> classify(Hiccup()).retry
+        True
+        >>> del _library_rules["doctest"]
+    """
+    global _held_attributes
+    _library_rules[library] = rule
+    _held_attributes = tuple(dict.fromkeys((*_held_attributes, *holds)))
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message``, or the type alone: how an error reads in a decision's reason.
+
+    Example:
+        >>> describe(ConnectionResetError("reset"))
+        'ConnectionResetError: reset'
+    """
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _is_certificate_error(exc: BaseException) -> bool:
+def classify_link(exc: BaseException) -> Decision | None:
+    """Decide for one link of a chain, or None when it says nothing.
+
+    Example:
+        >>> classify_link(ValueError("no idea")) is None
+        True
+    """
     ssl = sys.modules.get("ssl")
     if ssl is not None and isinstance(exc, ssl.SSLCertVerificationError):
-        return True
-    aiohttp = sys.modules.get("aiohttp")
-    return aiohttp is not None and isinstance(
-        exc, (aiohttp.ClientConnectorCertificateError, aiohttp.ServerFingerprintMismatch)
-    )
-
-
-def _classify_one(exc: BaseException) -> Decision | None:
-    """Decide for one link of a chain, or None when it says nothing."""
-    if _is_certificate_error(exc):
         return Decision.fatal(f"TLS certificate error: {exc}")
     if isinstance(exc, HTTPStatusError):
         return classify_status(exc.status, retry_after=exc.retry_after)
     if isinstance(exc, RetriesExhausted):
         return None  # look through to the error that was retried
     if getattr(exc, "surefetch_transient", None) is True:
-        return Decision.transient(_describe(exc))
+        return Decision.transient(describe(exc))
     if getattr(exc, "surefetch_transient", None) is False:
-        return Decision.fatal(_describe(exc))
+        return Decision.fatal(describe(exc))
 
-    aiohttp = sys.modules.get("aiohttp")
-    if aiohttp is not None:
-        held = getattr(exc, "os_error", None)
-        if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(held, OSError):
-            # Decide on what the connector met: a DNS name that does not exist
-            # is fatal even though aiohttp calls it a connection error.
-            return _classify_one(held) or Decision.transient(_describe(exc))
-        if isinstance(exc, aiohttp.ClientResponseError):
-            return classify_status(exc.status)
-        if isinstance(exc, aiohttp.ClientPayloadError):
-            # Name what broke the body, not aiohttp's wrapper around it.
-            inner = [e for e in iter_chain(exc) if isinstance(e, OSError) and e is not exc]
-            if inner:
-                text = _describe(inner[0])
-            elif "ConnectionResetError" in str(exc):
-                # aiohttp names the connection error only in its message.
-                text = "connection reset by peer before the body was complete"
-            else:
-                text = "the response body ended early"
-            return Decision.transient(text)
-        if isinstance(exc, aiohttp.ClientConnectionError):
-            return Decision.transient(_describe(exc))
+    for library, rule in tuple(_library_rules.items()):
+        if library in sys.modules:
+            decision = rule(exc)
+            if decision is not None:
+                return decision
     asyncio = sys.modules.get("asyncio")
     if asyncio is not None and isinstance(exc, (asyncio.TimeoutError, asyncio.IncompleteReadError)):
-        return Decision.transient(_describe(exc))
+        return Decision.transient(describe(exc))
     http_client = sys.modules.get("http.client")
     if http_client is not None and isinstance(exc, http_client.IncompleteRead):
-        return Decision.transient(_describe(exc))
+        return Decision.transient(describe(exc))
 
     socket = sys.modules.get("socket")
     if socket is not None and isinstance(exc, socket.gaierror):
         if exc.errno == socket.EAI_AGAIN:
-            return Decision.transient(_describe(exc))
-        return Decision.fatal(_describe(exc))
+            return Decision.transient(describe(exc))
+        return Decision.fatal(describe(exc))
     ssl = sys.modules.get("ssl")
     if ssl is not None and isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
-        return Decision.transient(_describe(exc))
+        return Decision.transient(describe(exc))
     if isinstance(exc, (ConnectionError, TimeoutError)):
-        return Decision.transient(_describe(exc))
+        return Decision.transient(describe(exc))
     if isinstance(exc, OSError) and exc.errno is not None:
         # An OSError with an errno is a definite answer from the OS: a full
         # disk or a missing file is no network hiccup, whatever it interrupted.
         if exc.errno in _TRANSIENT_ERRNOS:
-            return Decision.transient(_describe(exc))
-        return Decision.fatal(_describe(exc))
+            return Decision.transient(describe(exc))
+        return Decision.fatal(describe(exc))
     if type(exc).__name__ in ("StreamReset", "StreamResetError", "RemoteProtocolError"):
         # HTTP/2 stream resets from h2-based clients, matched by name so that
         # no such client needs importing.
-        return Decision.transient(_describe(exc))
+        return Decision.transient(describe(exc))
     return None
 
 
@@ -243,7 +262,7 @@ def classify(exc: BaseException) -> Decision:
         return Decision.fatal(type(exc).__name__)
     chain = list(iter_chain(exc))
     for link in chain:
-        decision = _classify_one(link)
+        decision = classify_link(link)
         if decision is not None:
             return decision
     # Only when nothing in the chain decides: a stream that ended early
@@ -251,8 +270,8 @@ def classify(exc: BaseException) -> Decision:
     # body truncated without any transport error looks like.
     for link in chain:
         if _is_unexpected_end(link):
-            return Decision.transient(_describe(link))
-    return Decision.fatal(_describe(exc))
+            return Decision.transient(describe(link))
+    return Decision.fatal(describe(exc))
 
 
 def _is_unexpected_end(exc: BaseException) -> bool:

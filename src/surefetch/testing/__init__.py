@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 from surefetch._retry.budget import enter_no_wait, exit_no_wait
 from surefetch.testing._chaos import ChaosServer, Fault, FaultKind, RequestRecord
-from surefetch.testing._faults import FsFaults, inject_fs_faults
+from surefetch.testing._fs_faults import FsFaults, inject_fs_faults
 
 __all__ = [
     "ChaosServer",

@@ -6,6 +6,11 @@ so that a fault can land at an exact byte of a response: a connection reset afte
 Its event loop runs in a daemon thread so that synchronous tests (and synchronous
 clients) can use it without an event loop of their own.
 
+Over 400 lines on purpose: it is one class whose request handling (plan a
+response, then send it with the fault landing at its byte) shares the
+server's state at every step; the scripts (`_scripts`) and the wire format
+(`_wire`) live apart.
+
 Example:
     >>> with ChaosServer(files={"/a.bin": b"x" * 10}) as server:  # doctest: +SKIP
     ...     server.script("/a.bin", [Fault.reset_after(4), Fault.status(503)])
@@ -23,9 +28,7 @@ import http
 import itertools
 import logging
 import os
-import socket
 import ssl
-import struct
 import sys
 import threading
 import time
@@ -34,205 +37,42 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, Literal
-from urllib.parse import quote, unquote, urlsplit
+from typing import BinaryIO
+from urllib.parse import quote
 
 if sys.platform == "linux":
-    import fcntl
-    import termios
+    pass
+
+from surefetch.testing._scripts import Fault, FaultKind, RequestRecord
+from surefetch.testing._wire import (
+    CHUNK,
+    BadRequest,
+    Request,
+    Response,
+    asked_range_start,
+    discard_body,
+    head_bytes,
+    if_range_matches,
+    keep_alive,
+    merge,
+    norm,
+    not_modified,
+    parse_head,
+    parse_range,
+    reset,
+    set_body,
+    set_source,
+    wrong_start,
+)
 
 __all__ = ["ChaosServer", "Fault", "FaultKind", "RequestRecord"]
 
 _log = logging.getLogger(__name__)
 
-FaultKind = Literal[
-    "reset_after",
-    "close_after",
-    "stall",
-    "status",
-    "retry_after",
-    "drop",
-    "ignore_range",
-    "wrong_content_range",
-    "change_etag",
-]
-
-_CHUNK = 1 << 20
 # Drain only when this much is queued in user space: big enough that a 1 MiB chunk
 # does not wake the writer for every socket-buffer-full of data.
 _HIGH_WATER = 4 << 20
 _HEAD_LIMIT = 64 << 10
-# How long reset_after waits for the peer to acknowledge the body bytes before the
-# RST; a client that stopped reading must not hold the connection forever.
-_ACK_WAIT = 5.0
-_NO_BODY_STATUSES = frozenset({204, 304})
-
-
-@dataclass(frozen=True, slots=True)
-class Fault:
-    """One scripted misbehaviour, applied to one request. Build with the classmethods.
-
-    Example:
-        >>> Fault.reset_after(1000)
-        Fault(kind='reset_after', nbytes=1000, seconds=0.0, code=0, headers=(), body=b'')
-        >>> Fault.retry_after(2, status=503).headers
-        (('Retry-After', '2'),)
-    """
-
-    kind: FaultKind
-    nbytes: int = 0
-    seconds: float = 0.0
-    code: int = 0
-    headers: tuple[tuple[str, str], ...] = ()
-    body: bytes = b""
-
-    @classmethod
-    def reset_after(cls, nbytes: int) -> Fault:
-        """Send the normal status and headers, *nbytes* of body, then a TCP RST.
-
-        Example:
-            >>> Fault.reset_after(0).kind
-            'reset_after'
-        """
-        return cls("reset_after", nbytes=_non_negative(nbytes, "nbytes"))
-
-    @classmethod
-    def close_after(cls, nbytes: int) -> Fault:
-        """Like `reset_after` but end with a clean FIN: the client sees a short body.
-
-        Example:
-            >>> Fault.close_after(10).nbytes
-            10
-        """
-        return cls("close_after", nbytes=_non_negative(nbytes, "nbytes"))
-
-    @classmethod
-    def stall(cls, seconds: float, *, after: int = 0) -> Fault:
-        """Send the headers and *after* body bytes, go silent for *seconds*, then close.
-
-        Stopping the server ends a stall at once.
-
-        Example:
-            >>> Fault.stall(30, after=100).seconds
-            30.0
-        """
-        if seconds < 0:
-            raise ValueError(f"seconds must be >= 0, got {seconds!r}")
-        return cls("stall", nbytes=_non_negative(after, "after"), seconds=float(seconds))
-
-    @classmethod
-    def status(
-        cls, code: int, *, headers: Mapping[str, str] | None = None, body: bytes = b""
-    ) -> Fault:
-        """Answer *code* with *headers* (which override the defaults) and *body*.
-
-        Example:
-            >>> Fault.status(503, headers={"X-Why": "maintenance"}).code
-            503
-        """
-        return cls(
-            "status",
-            code=_status_code(code),
-            headers=tuple((headers or {}).items()),
-            body=bytes(body),
-        )
-
-    @classmethod
-    def retry_after(cls, value: int | str, *, status: int = 429) -> Fault:
-        """Answer *status* (429 or 503, usually) with ``Retry-After: value``.
-
-        *value* is seconds, or any string (an HTTP date, or garbage to test parsers).
-
-        Example:
-            >>> Fault.retry_after("Wed, 21 Oct 2015 07:28:00 GMT", status=503).code
-            503
-        """
-        return cls("retry_after", code=_status_code(status), headers=(("Retry-After", str(value)),))
-
-    @classmethod
-    def drop(cls) -> Fault:
-        """Read the request, then close the connection without any response.
-
-        Example:
-            >>> Fault.drop().kind
-            'drop'
-        """
-        return cls("drop")
-
-    @classmethod
-    def ignore_range(cls) -> Fault:
-        """Answer 200 with the whole body even if a Range was asked for.
-
-        Example:
-            >>> Fault.ignore_range().kind
-            'ignore_range'
-        """
-        return cls("ignore_range")
-
-    @classmethod
-    def wrong_content_range(cls) -> Fault:
-        """Answer 206 whose Content-Range does not start where the client asked.
-
-        The body holds the bytes the (wrong) Content-Range claims, as a confused
-        server or cache would send; a client that trusts the request offset instead
-        of checking the header corrupts its file.
-
-        Example:
-            >>> Fault.wrong_content_range().kind
-            'wrong_content_range'
-        """
-        return cls("wrong_content_range")
-
-    @classmethod
-    def change_etag(cls) -> Fault:
-        """Serve this request with a new ETag and Last-Modified, as if the file changed.
-
-        An ``If-Range`` from an earlier response therefore does not match, and the
-        answer is a 200 with the whole body.
-
-        Example:
-            >>> Fault.change_etag().kind
-            'change_etag'
-        """
-        return cls("change_etag")
-
-
-@dataclass(frozen=True, slots=True)
-class RequestRecord:
-    """What the server saw and did for one request (including dropped ones).
-
-    *status* is None when no response was sent (`Fault.drop`). *body_bytes_sent*
-    counts body bytes handed to the socket. *range_start* is the first byte the
-    client asked for (suffix ranges resolved against the file size), or None.
-    *connection* numbers TCP connections, so that keep-alive reuse is visible.
-
-    Example:
-        >>> rec = RequestRecord("GET", "/a", {}, 200, None, 10, None)
-        >>> (rec.status, rec.body_bytes_sent)
-        (200, 10)
-    """
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    status: int | None
-    fault: Fault | None
-    body_bytes_sent: int
-    range_start: int | None
-    connection: int = 0
-
-
-def _non_negative(value: int, name: str) -> int:
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value!r}")
-    return int(value)
-
-
-def _status_code(code: int) -> int:
-    if not 200 <= code <= 599:
-        # 1xx would need interim-response handling that this server does not do.
-        raise ValueError(f"status must be in 200..599, got {code!r}")
-    return int(code)
 
 
 @dataclass(slots=True)
@@ -249,29 +89,6 @@ class _MemFile:
     data: bytes
     etag: str
     last_modified: int
-
-
-@dataclass(slots=True)
-class _Request:
-    method: str
-    path: str
-    version: str
-    headers: dict[str, str]
-
-
-@dataclass(slots=True)
-class _Response:
-    status: int
-    headers: list[tuple[str, str]]
-    source: memoryview | BinaryIO | None = None
-    offset: int = 0
-    length: int = 0
-    close: bool = False
-    content_length: int | None = None
-
-
-class _BadRequest(Exception):
-    pass
 
 
 class ChaosServer:
@@ -297,7 +114,7 @@ class ChaosServer:
         root: str | os.PathLike[str] | None = None,
         port: int = 0,
         max_seconds: float | None = None,
-        chunk_size: int = _CHUNK,
+        chunk_size: int = CHUNK,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._lock = threading.Lock()
@@ -418,7 +235,7 @@ class ChaosServer:
             'http://u:p@127.0.0.1:43127/a%20b.bin'
         """
         auth = f"{userinfo}@" if userinfo else ""
-        return f"{self._scheme}://{auth}127.0.0.1:{self.port}{quote(_norm(path))}"
+        return f"{self._scheme}://{auth}127.0.0.1:{self.port}{quote(norm(path))}"
 
     # -- content and scripts -------------------------------------------------------
 
@@ -433,7 +250,7 @@ class ChaosServer:
         etag = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
         entry = _MemFile(data, etag, int(time.time()))
         with self._lock:
-            self._files[_norm(path)] = entry
+            self._files[norm(path)] = entry
 
     def script(self, path: str | None, faults: Iterable[Fault]) -> None:
         """Queue *faults* for successive requests to *path* (None: to any path).
@@ -444,7 +261,7 @@ class ChaosServer:
         Example:
             >>> server.script("/a.bin", [Fault.status(503), Fault.drop()])  # doctest: +SKIP
         """
-        key = None if path is None else _norm(path)
+        key = None if path is None else norm(path)
         faults = list(faults)
         for fault in faults:
             if not isinstance(fault, Fault):
@@ -481,7 +298,7 @@ class ChaosServer:
             >>> server.request_count("/a.bin")  # doctest: +SKIP
             2
         """
-        key = None if path is None else _norm(path)
+        key = None if path is None else norm(path)
         with self._lock:
             return sum(1 for r in self._records if key is None or r.path == key)
 
@@ -492,7 +309,7 @@ class ChaosServer:
             >>> server.bytes_sent("/a.bin")  # doctest: +SKIP
             1005
         """
-        key = None if path is None else _norm(path)
+        key = None if path is None else norm(path)
         with self._lock:
             return sum(r.body_bytes_sent for r in self._records if key is None or r.path == key)
 
@@ -587,9 +404,9 @@ class ChaosServer:
             await self._answer_error(writer, conn, "", "", 431)
             return False
         try:
-            request = _parse_head(head)
-            await _discard_body(reader, request.headers)
-        except _BadRequest:
+            request = parse_head(head)
+            await discard_body(reader, request.headers)
+        except BadRequest:
             await self._answer_error(writer, conn, "", "", 400)
             return False
 
@@ -600,7 +417,7 @@ class ChaosServer:
         try:
             response = self._plan(request, resource, fault)
             size = resource.size if resource is not None else None
-            range_start = _range_start(request.headers.get("range"), size)
+            range_start = asked_range_start(request.headers.get("range"), size)
             if "transfer-encoding" in request.headers:
                 # A chunked request body was not read: the next request cannot be found.
                 response.close = True
@@ -664,21 +481,21 @@ class ChaosServer:
             return None
         return candidate
 
-    def _plan(self, request: _Request, res: _Resource | None, fault: Fault | None) -> _Response:
+    def _plan(self, request: Request, res: _Resource | None, fault: Fault | None) -> Response:
         kind = fault.kind if fault else None
-        close = not _keep_alive(request)
+        close = not keep_alive(request)
         if fault is not None and kind in ("status", "retry_after"):
-            resp = _Response(fault.code, [], close=close)
-            _set_body(resp, fault.body, request.method)
-            resp.headers = _merge(resp.headers, list(fault.headers))
+            resp = Response(fault.code, [], close=close)
+            set_body(resp, fault.body, request.method)
+            resp.headers = merge(resp.headers, list(fault.headers))
             return resp
         if request.method not in ("GET", "HEAD"):
-            resp = _Response(405, [("Allow", "GET, HEAD")], close=close)
-            _set_body(resp, b"method not allowed\n", request.method)
+            resp = Response(405, [("Allow", "GET, HEAD")], close=close)
+            set_body(resp, b"method not allowed\n", request.method)
             return resp
         if res is None:
-            resp = _Response(404, [], close=close)
-            _set_body(resp, b"not found\n", request.method)
+            resp = Response(404, [], close=close)
+            set_body(resp, b"not found\n", request.method)
             return resp
 
         etag, last_modified = res.etag, res.last_modified
@@ -694,40 +511,40 @@ class ChaosServer:
         size = res.size
         hdrs = request.headers
 
-        if _not_modified(hdrs, etag, last_modified):
-            return _Response(304, validators, close=close)
+        if not_modified(hdrs, etag, last_modified):
+            return Response(304, validators, close=close)
 
-        wanted = _parse_range(hdrs.get("range"), size)
+        wanted = parse_range(hdrs.get("range"), size)
         use_range = (
             wanted is not None
             and kind != "ignore_range"
-            and _if_range_matches(hdrs.get("if-range"), etag, last_modified)
+            and if_range_matches(hdrs.get("if-range"), etag, last_modified)
         )
         if kind == "wrong_content_range":
             start, end = wanted if use_range and wanted else (0, size - 1)
-            bogus = _wrong_start(start, size)
+            bogus = wrong_start(start, size)
             if bogus is None:
                 # Too small a file for any wrong start inside it: claim one outside.
-                resp = _Response(206, [*base, ("Content-Range", f"bytes 1-1/{size + 1}")])
+                resp = Response(206, [*base, ("Content-Range", f"bytes 1-1/{size + 1}")])
                 resp.content_length = 0
             else:
                 end = min(max(end, bogus), size - 1)
-                resp = _Response(206, [*base, ("Content-Range", f"bytes {bogus}-{end}/{size}")])
-                _set_source(resp, source, bogus, end - bogus + 1, request.method)
+                resp = Response(206, [*base, ("Content-Range", f"bytes {bogus}-{end}/{size}")])
+                set_source(resp, source, bogus, end - bogus + 1, request.method)
             resp.headers += validators
             resp.close = close
             return resp
         if use_range and wanted is not None:
             start, end = wanted
             if start >= size:
-                resp = _Response(416, [*base, ("Content-Range", f"bytes */{size}")])
+                resp = Response(416, [*base, ("Content-Range", f"bytes */{size}")])
                 resp.content_length = 0
             else:
-                resp = _Response(206, [*base, ("Content-Range", f"bytes {start}-{end}/{size}")])
-                _set_source(resp, source, start, end - start + 1, request.method)
+                resp = Response(206, [*base, ("Content-Range", f"bytes {start}-{end}/{size}")])
+                set_source(resp, source, start, end - start + 1, request.method)
         else:
-            resp = _Response(200, list(base))
-            _set_source(resp, source, 0, size, request.method)
+            resp = Response(200, list(base))
+            set_source(resp, source, 0, size, request.method)
         resp.headers += validators
         resp.close = close
         return resp
@@ -735,19 +552,19 @@ class ChaosServer:
     async def _respond(
         self,
         writer: asyncio.StreamWriter,
-        request: _Request,
-        resp: _Response,
+        request: Request,
+        resp: Response,
         fault: Fault | None,
         index: int,
     ) -> bool:
         kind = fault.kind if fault else None
         if kind == "drop":
             return False
-        writer.write(_head_bytes(resp))
+        writer.write(head_bytes(resp))
         limit = fault.nbytes if fault and kind in ("reset_after", "close_after", "stall") else None
         complete = await self._send_body(writer, resp, limit, index)
         if fault is not None and kind == "reset_after":
-            await _reset(writer)
+            await reset(writer)
             return False
         if fault is not None and kind == "stall":
             await asyncio.sleep(fault.seconds)
@@ -758,7 +575,7 @@ class ChaosServer:
         return not resp.close
 
     async def _send_body(
-        self, writer: asyncio.StreamWriter, resp: _Response, limit: int | None, index: int
+        self, writer: asyncio.StreamWriter, resp: Response, limit: int | None, index: int
     ) -> bool:
         """Stream the body (at most *limit* bytes); return False if the file ran short."""
         todo = resp.length if limit is None else min(resp.length, limit)
@@ -790,10 +607,10 @@ class ChaosServer:
     async def _answer_error(
         self, writer: asyncio.StreamWriter, conn: int, method: str, path: str, status: int
     ) -> None:
-        resp = _Response(status, [("Connection", "close")], close=True)
-        _set_body(resp, f"{http.HTTPStatus(status).phrase}\n".encode(), method)
+        resp = Response(status, [("Connection", "close")], close=True)
+        set_body(resp, f"{http.HTTPStatus(status).phrase}\n".encode(), method)
         index = self._append(RequestRecord(method, path, {}, status, None, 0, None, conn))
-        writer.write(_head_bytes(resp))
+        writer.write(head_bytes(resp))
         await self._send_body(writer, resp, None, index)
         await writer.drain()
 
@@ -808,202 +625,3 @@ class ChaosServer:
             if index < len(self._records):
                 rec = self._records[index]
                 self._records[index] = replace(rec, body_bytes_sent=rec.body_bytes_sent + n)
-
-
-# -- HTTP helpers ----------------------------------------------------------------------
-
-
-def _norm(path: str) -> str:
-    return path if path.startswith("/") else "/" + path
-
-
-def _parse_head(head: bytes) -> _Request:
-    text = head.decode("latin-1").lstrip("\r\n")
-    lines = text.split("\r\n")
-    parts = lines[0].split(" ")
-    if len(parts) != 3 or not parts[2].startswith("HTTP/1.") or not parts[0]:
-        raise _BadRequest(lines[0])
-    method, target, version = parts
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        if not line:
-            continue
-        name, sep, value = line.partition(":")
-        if not sep or not name or name != name.strip():
-            raise _BadRequest(line)
-        key, value = name.lower(), value.strip()
-        headers[key] = f"{headers[key]}, {value}" if key in headers else value
-    if target.startswith("/"):
-        raw = target.split("?", 1)[0].split("#", 1)[0]
-    elif "://" in target:
-        # Absolute form, as sent to proxies; it may carry userinfo, which is ignored.
-        raw = urlsplit(target).path or "/"
-    else:
-        raw = target
-    return _Request(method, unquote(raw), version, headers)
-
-
-async def _discard_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> None:
-    value = headers.get("content-length")
-    if value is None:
-        return
-    if not value.isdigit():
-        raise _BadRequest(f"Content-Length: {value}")
-    left = int(value)
-    while left:
-        chunk = await reader.read(min(left, _CHUNK))
-        if not chunk:
-            raise ConnectionResetError("client closed inside the request body")
-        left -= len(chunk)
-
-
-def _keep_alive(request: _Request) -> bool:
-    tokens = {t.strip().lower() for t in request.headers.get("connection", "").split(",")}
-    if request.version == "HTTP/1.0":
-        return "keep-alive" in tokens
-    return "close" not in tokens
-
-
-def _parse_range(value: str | None, size: int) -> tuple[int, int] | None:
-    """(start, end) of a single byte range, end clamped; start >= size if unsatisfiable.
-
-    None when there is no usable single range: RFC 9110 lets a server ignore a
-    malformed Range, and answering multi-range requests in full is allowed too.
-    """
-    if value is None:
-        return None
-    unit, sep, spec = value.partition("=")
-    if not sep or unit.strip().lower() != "bytes" or "," in spec:
-        return None
-    first, dash, last = spec.strip().partition("-")
-    if not dash:
-        return None
-    first, last = first.strip(), last.strip()
-    if not first:
-        if not last.isdigit():
-            return None
-        suffix = int(last)
-        if suffix == 0 or size == 0:
-            return (size, size)  # unsatisfiable
-        return (max(size - suffix, 0), size - 1)
-    if not first.isdigit() or (last and not last.isdigit()):
-        return None
-    start = int(first)
-    if last and int(last) < start:
-        return None
-    if start >= size:
-        return (start, start)  # unsatisfiable
-    return (start, min(int(last), size - 1) if last else size - 1)
-
-
-def _range_start(value: str | None, size: int | None) -> int | None:
-    """The first byte asked for, for the records; None if unknowable or not asked."""
-    if value is None or (size is None and value.partition("=")[2].strip().startswith("-")):
-        return None  # a suffix range means nothing without a file size
-    wanted = _parse_range(value, sys.maxsize if size is None else size)
-    return wanted[0] if wanted else None
-
-
-def _if_range_matches(value: str | None, etag: str, last_modified: int) -> bool:
-    if value is None:
-        return True
-    value = value.strip()
-    if value.startswith(('"', "W/")):
-        return value == etag  # strong comparison: a weak tag never matches
-    return _parse_date(value) == last_modified
-
-
-def _not_modified(headers: dict[str, str], etag: str, last_modified: int) -> bool:
-    inm = headers.get("if-none-match")
-    if inm is not None:
-        tags = {t.strip().removeprefix("W/") for t in inm.split(",")}
-        return "*" in tags or etag in tags
-    since = _parse_date(headers.get("if-modified-since", ""))
-    return since is not None and last_modified <= since
-
-
-def _parse_date(value: str) -> int | None:
-    try:
-        return int(email.utils.parsedate_to_datetime(value).timestamp())
-    except (TypeError, ValueError, IndexError):
-        return None
-
-
-def _wrong_start(start: int, size: int) -> int | None:
-    if start + 1 < size:
-        return start + 1
-    if start != 0 and size > 0:
-        return 0
-    return None
-
-
-def _set_body(resp: _Response, body: bytes, method: str) -> None:
-    if resp.status in _NO_BODY_STATUSES:
-        return
-    resp.headers.insert(0, ("Content-Type", "text/plain; charset=utf-8"))
-    _set_source(resp, memoryview(body), 0, len(body), method)
-
-
-def _set_source(
-    resp: _Response, source: memoryview | BinaryIO | None, offset: int, length: int, method: str
-) -> None:
-    resp.content_length = length
-    if method != "HEAD":
-        resp.source, resp.offset, resp.length = source, offset, length
-
-
-def _merge(defaults: list[tuple[str, str]], extra: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    names = {name.lower() for name, _ in extra}
-    return [(n, v) for n, v in defaults if n.lower() not in names] + extra
-
-
-def _head_bytes(resp: _Response) -> bytes:
-    try:
-        phrase = http.HTTPStatus(resp.status).phrase
-    except ValueError:
-        phrase = "Unknown"
-    lines = [
-        f"HTTP/1.1 {resp.status} {phrase}",
-        f"Date: {email.utils.formatdate(usegmt=True)}",
-        "Server: surefetch-chaos",
-    ]
-    names = {name.lower() for name, _ in resp.headers}
-    if resp.content_length is not None and "content-length" not in names:
-        lines.append(f"Content-Length: {resp.content_length}")
-    lines += [f"{name}: {value}" for name, value in resp.headers]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-
-async def _reset(writer: asyncio.StreamWriter) -> None:
-    """Abort with RST, but only once the peer holds every byte already written.
-
-    An RST makes the kernel discard unsent data, so without the wait a client
-    could see fewer than the scripted number of bytes, depending on timing.
-    """
-    transport = writer.transport
-    transport.set_write_buffer_limits(high=0)
-    with contextlib.suppress(ConnectionError):
-        await writer.drain()
-    sock = transport.get_extra_info("socket")
-    if sock is not None and not transport.is_closing():
-        await _wait_acked(sock)
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    transport.abort()
-
-
-async def _wait_acked(sock: socket.socket) -> None:
-    if sys.platform != "linux":
-        await asyncio.sleep(0.05)  # no portable way to ask; loopback is fast
-        return
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + _ACK_WAIT
-    while loop.time() < deadline:
-        try:
-            # TIOCOUTQ on a TCP socket: bytes written but not yet acknowledged.
-            raw = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
-        except OSError:
-            return
-        if struct.unpack("i", raw)[0] == 0:
-            return
-        await asyncio.sleep(0.001)

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from surefetch._fs import ops as _fs
+from surefetch._fs import faults as _seam
 
 
 class FsFaults:
@@ -89,20 +89,20 @@ def inject_fs_faults(*, operation: str, error: OSError, times: int = 1) -> Itera
         >>> faults.raised
         2
     """
-    if operation not in _fs.OPERATIONS:
+    if operation not in _seam.OPERATIONS:
         raise ValueError(
-            f"operation={operation!r} is not valid: expected one of {', '.join(_fs.OPERATIONS)}"
+            f"operation={operation!r} is not valid: expected one of {', '.join(_seam.OPERATIONS)}"
         )
     if not isinstance(error, OSError):
         raise TypeError(f"error must be an OSError, not {type(error).__name__}")
     if isinstance(times, bool) or not isinstance(times, int) or times < 0:
         raise ValueError(f"times={times!r} is not valid: expected a whole number >= 0")
     plan = FsFaults(operation=operation, error=error, times=times)
-    _fs._fault_hooks = (*_fs._fault_hooks, plan)
+    _seam.hooks = (*_seam.hooks, plan)
     try:
         yield plan
     finally:
-        _fs._fault_hooks = tuple(hook for hook in _fs._fault_hooks if hook is not plan)
+        _seam.hooks = tuple(hook for hook in _seam.hooks if hook is not plan)
 
 
 __all__ = ["FsFaults", "inject_fs_faults"]

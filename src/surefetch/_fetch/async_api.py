@@ -1,0 +1,253 @@
+"""The asynchronous API: `afetch`, `afetch_result` and `afetch_many`.
+
+A fetch resolves its settings once (`Options`), opens an HTTP session only
+on its first cache miss, and hands the request to the pipeline for its kind
+of entry: a file, a tree in the cache, or a tree in the caller's directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from surefetch._config import CONCURRENCY, resolve as resolve_setting
+from surefetch._errors import DownloadError
+from surefetch._fetch.options import FetchArgs, Options, make_options
+from surefetch._fetch.request import FetchRequest, FetchResult, resolve
+from surefetch._http.session import Sessions
+from surefetch._url import redact_url
+
+if TYPE_CHECKING:
+    from surefetch._cache.store import Cache
+    from surefetch._extract._limits import ExtractLimits
+    from surefetch._http.stats import ProgressCallback
+    from surefetch._retry.policy import RetryPolicy
+
+
+async def fetch_with(args: FetchArgs) -> FetchResult:
+    """The fetch that ``args`` describe, with a session of its own."""
+    options = args.options()
+    sessions = options.sessions()
+    try:
+        return await _fetch_within_deadline(args.request(), sessions=sessions, options=options)
+    finally:
+        await sessions.close()
+
+
+async def _fetch(request: FetchRequest, *, sessions: Sessions, options: Options) -> FetchResult:
+    """Hand ``request`` to the pipeline for its kind of entry."""
+    started = time.monotonic()
+    if not request.extract:
+        from surefetch._fetch.file import fetch_file
+
+        return await fetch_file(request, sessions=sessions, options=options, started=started)
+    from surefetch._extract.archive import DEFAULT_LIMITS
+
+    limits = options.limits or DEFAULT_LIMITS
+    if request.extract_to is not None:
+        from surefetch._fetch.archive import fetch_archive_to
+
+        return await fetch_archive_to(
+            request,
+            target=Path(request.extract_to),
+            sessions=sessions,
+            options=options,
+            limits=limits,
+            started=started,
+        )
+    from surefetch._fetch.archive import fetch_archive
+
+    return await fetch_archive(
+        request, sessions=sessions, options=options, limits=limits, started=started
+    )
+
+
+async def _fetch_within_deadline(
+    request: FetchRequest, *, sessions: Sessions, options: Options
+) -> FetchResult:
+    """`_fetch`, stopped when the policy's deadline passes, even in the middle of a body.
+
+    The retry engine already declines a retry whose wait would cross the
+    deadline; this also bounds the attempt that is running. What was
+    received stays in the partial file, so a later fetch resumes it.
+    """
+    deadline = options.policy.deadline
+    if deadline is None:
+        return await _fetch(request, sessions=sessions, options=options)
+    try:
+        return await asyncio.wait_for(
+            _fetch(request, sessions=sessions, options=options), timeout=deadline
+        )
+    except asyncio.TimeoutError as error:
+        shown = resolve(request).primary.redacted
+        raise DownloadError(
+            f"Failed to download {shown}: the deadline of {deadline:g}s passed"
+        ) from error
+
+
+async def afetch_result(
+    url: str,
+    *,
+    sha256: str | None = None,
+    size: int | None = None,
+    mirrors: Sequence[str] = (),
+    cache: Cache | str | os.PathLike[str] | None = None,
+    policy: RetryPolicy | None = None,
+    retries: int | None = None,
+    offline: bool | None = None,
+    refresh: bool = False,
+    progress: ProgressCallback | None = None,
+    extract: bool = False,
+    strip_components: int = 0,
+    limits: ExtractLimits | None = None,
+    extract_to: str | os.PathLike[str] | None = None,
+) -> FetchResult:
+    """Like `afetch`, but return a `FetchResult`: the path and what the fetch took.
+
+    The result holds the redacted URL, the sha256 and size, whether it came
+    from the cache, the attempts and retries made and the bytes resumed; its
+    `FetchResult.to_json` is what ``surefetch fetch --json`` prints.
+
+    Example:
+        >>> import asyncio, tempfile, surefetch
+        >>> from surefetch.testing import ChaosServer
+        >>> with ChaosServer(files={"/a.txt": b"hello"}) as server:
+        ...     url, cache = server.url("/a.txt"), tempfile.mkdtemp()
+        ...     result = asyncio.run(surefetch.afetch_result(url, cache=cache))
+        >>> result.from_cache, result.attempts, result.size
+        (False, 1, 5)
+    """
+    return await fetch_with(FetchArgs(**locals()))
+
+
+async def afetch(
+    url: str,
+    *,
+    sha256: str | None = None,
+    size: int | None = None,
+    mirrors: Sequence[str] = (),
+    cache: Cache | str | os.PathLike[str] | None = None,
+    policy: RetryPolicy | None = None,
+    retries: int | None = None,
+    offline: bool | None = None,
+    refresh: bool = False,
+    progress: ProgressCallback | None = None,
+    extract: bool = False,
+    strip_components: int = 0,
+    limits: ExtractLimits | None = None,
+    extract_to: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Download ``url`` into the cache (or find it there) and return the cached file's path.
+
+    ``sha256`` (hex) is verified while the body streams and keys the cache by
+    content; ``size`` is checked too. ``mirrors`` are tried in order when the
+    URL fails. ``cache`` is a `Cache` or its root (default: ``SUREFETCH_CACHE_DIR``
+    or the user cache directory). ``policy``/``retries`` set the retry policy
+    (default: ``SUREFETCH_HTTP_RETRIES``, else 3 retries). ``offline`` (default
+    ``SUREFETCH_OFFLINE``) uses the cache only. ``refresh`` downloads again
+    and replaces the entry. ``progress(received, total)`` is called as bytes
+    arrive.
+
+    With ``extract=True`` the file must be an archive (tar, tar.gz, tar.bz2,
+    tar.xz, tar.zst, zip or wheel, told by name and magic bytes); it is
+    extracted safely while it streams, ``strip_components`` leading path
+    components are dropped from its members, ``limits`` (an `ExtractLimits`)
+    bounds its size, file count and compression ratio, and the path returned
+    is the cached, extracted tree. With ``extract_to`` (a directory that
+    must not exist or be empty) the tree is extracted there instead, and the
+    cache keeps the archive file, so doing it again needs no network.
+
+    Raises `DownloadError` (with the cause chain, e.g. "Request failed after
+    3 retries in 7.2s"), `IntegrityError` inside it for a hash mismatch,
+    `OfflineError`, or `ConfigError` for a bad URL, hash or setting.
+
+    Example:
+        >>> import asyncio, surefetch
+        >>> async def main() -> None:
+        ...     path = await surefetch.afetch("https://example.org/data.csv")  # doctest: +SKIP
+        >>> asyncio.iscoroutinefunction(surefetch.afetch)
+        True
+    """
+    result = await fetch_with(FetchArgs(**locals()))
+    return result.path
+
+
+class FetchManyError(DownloadError):
+    """Some downloads of a `fetch_many` failed; the others are cached.
+
+    ``errors`` maps each failed URL (redacted) to its error; ``__cause__`` is
+    the first failure in input order.
+
+    Example:
+        >>> error = FetchManyError({"https://h/b": OSError("gone")}, total=3)
+        >>> str(error)
+        '1 of 3 downloads failed: https://h/b'
+    """
+
+    def __init__(self, errors: dict[str, BaseException], total: int) -> None:
+        self.errors = errors
+        super().__init__(f"{len(errors)} of {total} downloads failed: {', '.join(errors)}")
+
+
+async def afetch_many(
+    requests: Iterable[str | FetchRequest],
+    *,
+    concurrency: int | None = None,
+    cache: Cache | str | os.PathLike[str] | None = None,
+    policy: RetryPolicy | None = None,
+    retries: int | None = None,
+    offline: bool | None = None,
+) -> list[Path]:
+    """Fetch many URLs in parallel (at most ``concurrency`` at once) over one connection pool.
+
+    Returns the paths in input order. Every download runs to its end; if any
+    failed, `FetchManyError` is raised after the rest are cached. Retries to a
+    failing host are paced by a per-host budget, so hundreds of parallel
+    downloads do not turn an outage into a retry storm. ``concurrency``
+    defaults to the ``concurrency`` setting (``SUREFETCH_CONCURRENCY``, else a
+    config file, else 16).
+
+    Example:
+        >>> import asyncio, surefetch
+        >>> asyncio.run(surefetch.afetch_many([]))
+        []
+    """
+    items = [r if isinstance(r, FetchRequest) else FetchRequest(r) for r in requests]
+    if concurrency is None:
+        concurrency = resolve_setting(CONCURRENCY)
+    else:
+        concurrency = CONCURRENCY.parse(concurrency, label="concurrency")
+    if not items:
+        return []
+    options = make_options(
+        cache=cache, policy=policy, retries=retries, offline=offline, refresh=False, progress=None
+    )
+    sessions = options.sessions(limit=concurrency)
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(item: FetchRequest) -> FetchResult:
+        async with gate:
+            return await _fetch_within_deadline(item, sessions=sessions, options=options)
+
+    try:
+        outcomes = await asyncio.gather(*(one(i) for i in items), return_exceptions=True)
+    finally:
+        await sessions.close()
+    errors: dict[str, BaseException] = {}
+    paths: list[Path] = []
+    for item, outcome in zip(items, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            if not isinstance(outcome, Exception):
+                raise outcome
+            errors[redact_url(item.url)] = outcome
+        else:
+            paths.append(outcome.path)
+    if errors:
+        failure = FetchManyError(errors, len(items))
+        failure.__cause__ = next(iter(errors.values()))
+        raise failure
+    return paths

@@ -1,0 +1,189 @@
+"""Download one request: its URL, else each mirror in turn, with retries, resume and a check.
+
+Each URL is retried from the shared budget (the first) or a budget of its
+own (each mirror), and resumed with Range between attempts; the complete
+bytes are checked against the expected sha256 and size. The final error
+names every URL that was tried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from surefetch._errors import ConfigError, DownloadError, IntegrityError
+from surefetch._fetch.options import Options
+from surefetch._fetch.request import Resolved
+from surefetch._http.attempt import download_attempt
+from surefetch._http.headers import basic_authorization
+from surefetch._http.partial import Follower, PartialFile
+from surefetch._http.stats import DownloadStats
+from surefetch._retry.budget import no_wait_active
+from surefetch._retry.classify import Decision
+from surefetch._retry.loops import aretrying
+from surefetch._retry.policy import RetryPolicy
+from surefetch._url import ParsedURL, Redactor
+
+if TYPE_CHECKING:
+    from surefetch._http.session import Sessions
+
+logger = logging.getLogger("surefetch")
+
+
+def scrubbing(policy: RetryPolicy, redactor: Redactor) -> RetryPolicy:
+    """``policy`` whose decisions' reasons (which reach the log) carry no secrets."""
+    classify = policy.classify
+
+    def scrubbed(error: BaseException) -> Decision:
+        decision = classify(error)
+        return Decision(decision.retry, redactor.scrub(decision.reason), decision.after)
+
+    return policy.replace(classify=scrubbed)
+
+
+async def _download_one_url(
+    url: ParsedURL,
+    partial_path: Path,
+    *,
+    sessions: Sessions,
+    options: Options,
+    policy: RetryPolicy,
+    stats: DownloadStats,
+    independent: bool,
+    reader: Follower | None,
+) -> PartialFile:
+    """Download ``url`` into the partial file with retries and resume.
+
+    An attempt that failed after moving the download forward is followed at
+    once, without a backoff wait: the server was answering, the connection
+    broke, and the next request continues where this one stopped. It still
+    counts against the retry budget.
+    """
+    authorization = basic_authorization(url.username, url.password)
+    partial = await asyncio.to_thread(PartialFile.open, partial_path, url=url.url)
+    if reader is not None:
+        partial.attach(reader)
+    if partial.complete:
+        logger.info("Using the complete download of %s from an earlier attempt", url.redacted)
+        return partial
+    if partial.size:
+        logger.info("Found %d bytes of %s from an earlier attempt", partial.size, url.redacted)
+    size_before_attempt = partial.size
+    classify = policy.classify
+
+    def classify_with_progress(error: BaseException) -> Decision:
+        decision = classify(error)
+        if decision.retry and decision.after is None and partial.size > size_before_attempt:
+            return Decision.retry_after(0.0, f"{decision.reason}; resuming at byte {partial.size}")
+        return decision
+
+    attempt_policy = policy.replace(classify=classify_with_progress)
+    first = True
+    try:
+        async for attempt in aretrying(
+            policy=attempt_policy, operation=f"GET {url.redacted}", independent=independent
+        ):
+            with attempt:
+                if not first:
+                    await options.host_budget.acquire(url.host, skip_wait=no_wait_active())
+                first = False
+                stats.attempts += 1
+                size_before_attempt = partial.size
+                await download_attempt(
+                    sessions.get(),
+                    url,
+                    partial,
+                    authorization=authorization,
+                    stats=stats,
+                    progress=options.progress,
+                )
+    finally:
+        partial.close()
+    return partial
+
+
+def _verify(partial: PartialFile, *, url: ParsedURL, sha256: str | None, size: int | None) -> str:
+    actual = partial.hasher.hexdigest()
+    if size is not None and partial.size != size:
+        partial.discard()
+        raise IntegrityError(
+            f"Size mismatch for {url.redacted}: expected {size} bytes, got {partial.size}"
+        )
+    if sha256 is not None and actual != sha256:
+        partial.discard()
+        raise IntegrityError(
+            f"Hash mismatch for {url.redacted}: expected sha256 {sha256}, "
+            f"got {actual} ({partial.size} bytes)"
+        )
+    return actual
+
+
+async def download_any(
+    resolved: Resolved,
+    *,
+    sessions: Sessions,
+    options: Options,
+    stats: DownloadStats,
+    reader: Follower | None = None,
+) -> tuple[ParsedURL, PartialFile, str]:
+    """Download from the URL or, failing that, each mirror in turn; verify the bytes.
+
+    Returns the URL that worked, the complete partial file and its sha256.
+    Must run under the key's lock: the partial file is shared by attempts.
+    """
+    partial_path = options.cache.partial_path(resolved.bucket, resolved.key)
+    policy = scrubbing(options.policy, resolved.redactor)
+    failures: list[tuple[ParsedURL, BaseException]] = []
+    urls = resolved.urls
+    for index, url in enumerate(urls):
+        stats.urls_tried.append(url.redacted)
+        try:
+            partial = await _download_one_url(
+                url,
+                partial_path,
+                sessions=sessions,
+                options=options,
+                policy=policy,
+                stats=stats,
+                independent=index > 0,
+                reader=reader,
+            )
+            digest = _verify(partial, url=url, sha256=resolved.sha256, size=resolved.size)
+        except (ConfigError, asyncio.CancelledError):
+            raise
+        except Exception as error:
+            failures.append((url, error))
+            if index + 1 < len(urls):
+                logger.info(
+                    "Trying mirror %s after %s failed: %s",
+                    urls[index + 1].redacted,
+                    url.redacted,
+                    resolved.redactor.scrub(_first_line(error)),
+                )
+            continue
+        return url, partial, digest
+    raise _download_failed(failures, resolved.redactor)
+
+
+def _download_failed(
+    failures: Sequence[tuple[ParsedURL, BaseException]], redactor: Redactor
+) -> DownloadError:
+    last = failures[-1][1]
+    if len(failures) == 1:
+        error = DownloadError(f"Failed to download {failures[0][0].redacted}")
+    else:
+        tried = "; ".join(
+            f"{url.redacted} ({redactor.scrub(_first_line(e))})" for url, e in failures
+        )
+        error = DownloadError(f"Failed to download from {len(failures)} URLs: {tried}")
+    error.__cause__ = last
+    error.failures = tuple(failures)  # type: ignore[attr-defined]
+    return error
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__

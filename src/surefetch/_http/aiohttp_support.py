@@ -1,0 +1,112 @@
+"""What surefetch knows of aiohttp's exception types and internals: nowhere else.
+
+Three pieces of knowledge, each kept here so that the rest of surefetch
+speaks of transports in general:
+
+* what aiohttp's exceptions mean for a retry (`classify_aiohttp_error`, which
+  this module registers with the retry layer when it is imported);
+* that a session repeats an idempotent request on its own when a connection
+  drops (`disable_hidden_retries`);
+* where the body bytes that arrived before a failure wait (`salvage_buffered`).
+
+Nothing here imports aiohttp: its types are looked up in ``sys.modules``,
+since none of its exceptions can exist before it is loaded.
+"""
+
+from __future__ import annotations
+
+import collections
+import sys
+
+from surefetch._retry.classify import (
+    Decision,
+    classify_link,
+    classify_status,
+    describe,
+    iter_chain,
+    register_library_rule,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import aiohttp
+
+
+def classify_aiohttp_error(exc: BaseException) -> Decision | None:
+    """What an aiohttp exception means for a retry; None for anything else.
+
+    Example:
+        >>> classify_aiohttp_error(ValueError("not aiohttp's")) is None
+        True
+    """
+    aiohttp = sys.modules.get("aiohttp")
+    if aiohttp is None:
+        return None
+    if isinstance(
+        exc, (aiohttp.ClientConnectorCertificateError, aiohttp.ServerFingerprintMismatch)
+    ):
+        return Decision.fatal(f"TLS certificate error: {exc}")
+    held = getattr(exc, "os_error", None)
+    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(held, OSError):
+        # Decide on what the connector met: a DNS name that does not exist
+        # is fatal even though aiohttp calls it a connection error.
+        return classify_link(held) or Decision.transient(describe(exc))
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return classify_status(exc.status)
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        # Name what broke the body, not aiohttp's wrapper around it.
+        inner = [e for e in iter_chain(exc) if isinstance(e, OSError) and e is not exc]
+        if inner:
+            text = describe(inner[0])
+        elif "ConnectionResetError" in str(exc):
+            # aiohttp names the connection error only in its message.
+            text = "connection reset by peer before the body was complete"
+        else:
+            text = "the response body ended early"
+        return Decision.transient(text)
+    if isinstance(exc, aiohttp.ClientConnectionError):
+        return Decision.transient(describe(exc))
+    return None
+
+
+register_library_rule("aiohttp", classify_aiohttp_error, holds=("os_error", "certificate_error"))
+
+
+def disable_hidden_retries(session: aiohttp.ClientSession) -> None:
+    """Stop ``session`` from repeating a request by itself when a connection drops.
+
+    aiohttp quietly repeats an idempotent request once when the connection
+    drops: a retry loop hidden inside ours, which would make a 3-retry policy
+    send up to 8 requests and the attempt count lie. Every retry goes through
+    the shared budget instead.
+    """
+    if hasattr(session, "_retry_connection"):
+        session._retry_connection = False
+
+
+def salvage_buffered(content: object, size: int, total: int | None) -> bytes:
+    """The body bytes aiohttp had received when the connection failed.
+
+    aiohttp raises the connection error on the next read and drops what its
+    buffer still holds (often a few hundred KiB), which the next attempt
+    would then download again. Those bytes arrived in order before the
+    failure, so they are taken from the buffer (a private ``deque`` of
+    ``bytes`` that has been stable across aiohttp 3.x). If the buffer does
+    not look as expected, or would overrun the body's length (``size`` bytes
+    are already written of ``total``), nothing is taken and the bytes are
+    simply downloaded again.
+
+    Example:
+        >>> salvage_buffered(object(), 0, None)
+        b''
+    """
+    buffer = getattr(content, "_buffer", None)
+    offset = getattr(content, "_buffer_offset", 0)
+    if not isinstance(buffer, collections.deque) or not isinstance(offset, int):
+        return b""
+    if not all(isinstance(piece, bytes) for piece in buffer):
+        return b""
+    data = b"".join(buffer)[offset:]
+    if total is not None and size + len(data) > total:
+        return b""
+    return data

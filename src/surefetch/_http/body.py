@@ -1,0 +1,191 @@
+"""Stream a response body into a partial file: 1 MiB chunks, written and hashed off the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from surefetch._http.aiohttp_support import salvage_buffered
+from surefetch._http.partial import SMALL_BODY, PartialFile
+from surefetch._http.stats import DownloadStats, ProgressCallback
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import aiohttp
+
+CHUNK_SIZE = 1 << 20
+
+# Chunks handed to the writer thread and not yet on disk. With one, the writer
+# idles while the event loop wakes up, takes its result and hands it the next
+# chunk; with two it always has the next one queued. More buys nothing measurable.
+_IN_FLIGHT = 2
+# Every this many bytes written, a second thread asks the OS to put them on disk
+# (fdatasync) while the download goes on, so that the cache's fsync at the end
+# only waits for the last few MiB instead of the whole file.
+_WRITEBACK_EVERY = 64 << 20
+
+
+async def stream_body(
+    response: aiohttp.ClientResponse,
+    partial: PartialFile,
+    stats: DownloadStats,
+    total: int | None,
+    progress: ProgressCallback | None,
+) -> None:
+    """Append the body to ``partial`` as it arrives.
+
+    The event loop receives 1 MiB chunks and hands them, in order, to one
+    writer thread that writes and hashes them (both release the GIL), so the
+    download uses two cores. Up to `_IN_FLIGHT` chunks wait for the writer,
+    which bounds the memory. Every write carries its offset and the writer
+    drops a chunk that does not continue the file (after a failed write), so
+    the file never gets a gap. On any failure, every byte already received is
+    written before the exception propagates, so the next attempt resumes after
+    them.
+    """
+    if total is not None and total - partial.size <= SMALL_BODY:
+        await _stream_small_body(response, partial, stats, total, progress)
+        return
+    loop = asyncio.get_running_loop()
+    writer = _Writer(partial)
+    pending: collections.deque[asyncio.Future[None]] = collections.deque()
+    received = partial.size  # end offset of the bytes handed to the writer
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix="surefetch-write") as pool:
+            try:
+                async for chunk in response.content.iter_chunked(CHUNK_SIZE):
+                    # Handed over first: whatever fails below, this chunk is
+                    # written before the bytes _salvage takes after it.
+                    pending.append(loop.run_in_executor(pool, writer.write, chunk, received))
+                    received += len(chunk)
+                    stats.bytes_received += len(chunk)
+                    if len(pending) > _IN_FLIGHT:
+                        # Shielded: cancelling a queued write would leave a gap.
+                        await asyncio.shield(pending.popleft())
+                        if progress is not None:
+                            progress(partial.size, total)
+            except Exception:
+                await _drain(pending)
+                rest = salvage_buffered(response.content, received, total)
+                if rest:
+                    stats.bytes_received += len(rest)
+                    await asyncio.shield(loop.run_in_executor(pool, writer.write, rest, received))
+                raise
+            finally:
+                # If this wait is cancelled, leaving the with block still waits
+                # (blocking) for the queued writes, before the file is closed.
+                await _drain(pending)
+    finally:
+        partial.close()
+        writer.writeback.close()
+    if progress is not None:
+        progress(partial.size, total)
+
+
+async def _stream_small_body(
+    response: aiohttp.ClientResponse,
+    partial: PartialFile,
+    stats: DownloadStats,
+    total: int | None,
+    progress: ProgressCallback | None,
+) -> None:
+    """`_stream_body` for a body of at most `SMALL_BODY`: written as it arrives, in the loop."""
+    try:
+        try:
+            async for chunk in response.content.iter_chunked(CHUNK_SIZE):
+                partial.append(chunk)
+                stats.bytes_received += len(chunk)
+        except Exception:
+            rest = salvage_buffered(response.content, partial.size, total)
+            if rest:
+                stats.bytes_received += len(rest)
+                partial.append(rest)
+            raise
+    finally:
+        partial.close()
+    if progress is not None:
+        progress(partial.size, total)
+
+
+async def _drain(pending: collections.deque[asyncio.Future[None]]) -> None:
+    """Wait for every queued write, oldest first; then raise the first write error."""
+    error: Exception | None = None
+    while pending:
+        try:
+            await asyncio.shield(pending.popleft())
+        except Exception as exc:
+            error = error or exc
+    if error is not None:
+        raise error
+
+
+class _Writer:
+    """What the writer thread runs for each chunk: append it if it continues the file."""
+
+    def __init__(self, partial: PartialFile) -> None:
+        self.partial = partial
+        self.writeback = _Writeback(partial.path, partial.size)
+
+    def write(self, chunk: bytes, offset: int) -> None:
+        partial = self.partial
+        if partial.size != offset:
+            return  # an earlier write failed: never write after a gap
+        partial.append(chunk)
+        self.writeback.written(partial.size)
+
+
+class _Writeback:
+    """Ask the OS to put a growing file on disk in the background, one fdatasync at a time.
+
+    Only a speed-up: the cache still fsyncs the whole file when it stores it.
+    The thread and the file descriptor are made once `_WRITEBACK_EVERY` bytes
+    are written, so small downloads never start them. A platform that refuses
+    (Windows cannot fsync a read-only handle) just turns it off.
+    """
+
+    def __init__(self, path: Path, size: int) -> None:
+        self._path = path
+        self._synced = size
+        self._fd = -1
+        self._pool: ThreadPoolExecutor | None = None
+        self._busy = False
+        self._off = False
+
+    def written(self, size: int) -> None:
+        """Called by the writer thread after each write; ``size`` is the file's size."""
+        if self._off or self._busy or size - self._synced < _WRITEBACK_EVERY:
+            return
+        self._synced = size
+        try:
+            if self._pool is None:
+                self._fd = os.open(self._path, os.O_RDONLY)
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="surefetch-writeback")
+            self._busy = True
+            self._pool.submit(self._sync)
+        except (OSError, RuntimeError):  # no descriptor, or the interpreter is exiting
+            self._busy = False
+            self._off = True
+
+    def _sync(self) -> None:
+        try:
+            getattr(os, "fdatasync", os.fsync)(self._fd)
+        except OSError:
+            self._off = True
+        finally:
+            self._busy = False
+
+    def close(self) -> None:
+        """Close the descriptor once the running fdatasync returns, without waiting for it."""
+        self._off = True
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                pool.submit(os.close, self._fd)
+            except RuntimeError:
+                os.close(self._fd)
+            pool.shutdown(wait=False)
+        elif self._fd >= 0:
+            os.close(self._fd)

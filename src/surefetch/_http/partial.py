@@ -1,0 +1,138 @@
+"""A resumable partial download: the bytes so far, their running sha256, and a sidecar.
+
+A partial download is a file in the cache's temporary area plus a small JSON
+sidecar holding what the server said about it (its `Validator`: ETag,
+Last-Modified, total size). A partial left by a killed process is picked up
+by the next one: its bytes are hashed once from disk and the download
+continues if the validator still matches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Protocol
+
+from surefetch._http.resume import Validator
+
+# A body this small is not prepared for a resume by another process: for the
+# thousands of small files of a fetch_many, the sidecar files would cost more
+# than the bytes themselves.
+SMALL_BODY = 1 << 20
+_HASH_BLOCK = 1 << 20
+
+
+class Follower(Protocol):
+    """Something that reads a partial file while it grows (a streaming extraction)."""
+
+    def advance(self, size: int) -> None:
+        """The file now holds ``size`` bytes."""
+
+    def rewind(self) -> None:
+        """The file is about to restart from zero."""
+
+
+class PartialFile:
+    """The bytes of one download received so far, with their running sha256.
+
+    Only touched under the cache key's lock, so one process at a time.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sidecar = path.with_name(path.name + ".json")
+        self.size = 0
+        self.hasher = hashlib.sha256()
+        self.validator: Validator | None = None
+        self.reader: Follower | None = None
+        self._file: Any = None
+
+    @classmethod
+    def open(cls, path: Path, *, url: str) -> PartialFile:
+        """Pick up what an earlier attempt or process left for ``url``, or start empty."""
+        partial = cls(path)
+        validator = partial._load_validator()
+        if validator is None or validator.url != url or not path.exists():
+            partial.restart()
+            return partial
+        partial.validator = validator
+        with path.open("rb") as existing:
+            while block := existing.read(_HASH_BLOCK):
+                partial.hasher.update(block)
+                partial.size += len(block)
+        if validator.total is not None and partial.size > validator.total:
+            partial.restart()
+        return partial
+
+    def _load_validator(self) -> Validator | None:
+        try:
+            data = json.loads(self.sidecar.read_text(encoding="utf-8"))
+            return Validator(**data)
+        except (OSError, ValueError, TypeError):
+            return None
+
+    @property
+    def complete(self) -> bool:
+        """Whether every byte the server announced is here (a finished download)."""
+        total = self.validator.total if self.validator else None
+        return total is not None and self.size == total
+
+    def attach(self, reader: Follower) -> None:
+        """Let ``reader`` (a streaming extraction) follow the bytes as they are written."""
+        self.reader = reader
+        reader.advance(self.size)
+
+    def restart(self) -> None:
+        """Drop the bytes received so far."""
+        if self.reader is not None:
+            # Before truncating: a reader must never see new bytes at old offsets.
+            self.reader.rewind()
+        self.close()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_bytes(b"")
+        self.sidecar.unlink(missing_ok=True)
+        self.size = 0
+        self.hasher = hashlib.sha256()
+        self.validator = None
+
+    def set_validator(self, validator: Validator) -> None:
+        """Record what the server said, before any body byte is written.
+
+        It goes to the sidecar file only for bodies large enough to be worth
+        resuming in another process: for a small one, a restart costs less
+        than the file that would allow resuming it.
+        """
+        self.validator = validator
+        if validator.total is not None and validator.total <= SMALL_BODY:
+            self.sidecar.unlink(missing_ok=True)
+            return
+        tmp = self.sidecar.with_name(self.sidecar.name + ".tmp")
+        tmp.write_text(json.dumps(asdict(validator)), encoding="utf-8")
+        os.replace(tmp, self.sidecar)
+
+    def append(self, chunk: bytes) -> None:
+        """Write ``chunk`` at the end and hash it: the two never disagree."""
+        if self._file is None:
+            self._file = self.path.open("ab", buffering=0)
+        view = memoryview(chunk)
+        while view:  # a short write (a full disk, a signal) must not lose bytes
+            written = self._file.write(view)
+            view = view[written:]
+        self.hasher.update(chunk)
+        self.size += len(chunk)
+        if self.reader is not None:
+            self.reader.advance(self.size)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def discard(self) -> None:
+        """Remove the partial file and its sidecar."""
+        self.close()
+        self.path.unlink(missing_ok=True)
+        self.sidecar.unlink(missing_ok=True)

@@ -1,0 +1,122 @@
+"""What each fast entry point may load: start-up time is part of the interface.
+
+Each entry point runs in a fresh interpreter; the surefetch modules it loads
+must be among those listed for it, and none of the heavy libraries may load.
+A module added to a light path has to be added here, on purpose.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from surefetch.testing import ChaosServer
+
+HEAVY = ("asyncio", "aiohttp", "rich", "argparse", "filelock", "zstandard", "tarfile", "ssl")
+
+VERSION = {"surefetch", "surefetch._cli", "surefetch._cli.main", "surefetch._version"}
+IMPORT = {"surefetch", "surefetch._version"}
+CLI_HIT = VERSION | {
+    "surefetch._cli.hit",
+    "surefetch._cache",
+    "surefetch._cache.layout",
+    "surefetch._dirs",
+}
+LIBRARY_HIT = IMPORT | {
+    "surefetch._errors",
+    "surefetch._url",
+    "surefetch._config",
+    "surefetch._dirs",
+    "surefetch._retry",
+    "surefetch._retry.policy",
+    "surefetch._retry.classify",
+    "surefetch._retry.budget",
+    "surefetch._retry.events",
+    "surefetch._retry.loops",
+    "surefetch._fs",
+    "surefetch._fs.ops",
+    "surefetch._fs.faults",
+    "surefetch._cache",
+    "surefetch._cache.layout",
+    "surefetch._cache.names",
+    "surefetch._cache.entry",
+    "surefetch._cache.store",
+    "surefetch._http",
+    "surefetch._http.aiohttp_support",
+    "surefetch._fetch",
+    "surefetch._fetch.request",
+    "surefetch._fetch.options",
+    "surefetch._fetch.sync_api",
+}
+
+REPORT = (
+    "import sys; mods = sorted(m for m in sys.modules if m.split('.')[0] == 'surefetch'); "
+    "heavy = sorted(m for m in sys.argv[-1].split(',') if m in sys.modules); "
+    "print(repr((mods, heavy)), file=sys.stderr)"
+)
+
+
+@pytest.fixture(scope="module")
+def cached(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """A URL whose file is in a cache, and that cache; the server is gone afterwards."""
+    import surefetch
+
+    cache = tmp_path_factory.mktemp("cache")
+    with ChaosServer(files={"/tool-1.0.tar.gz": b"payload" * 100}) as server:
+        url = server.url("/tool-1.0.tar.gz")
+        surefetch.fetch(url, cache=cache)
+    return url, cache
+
+
+def loaded(code: str, *args: str, cwd: Path) -> tuple[set[str], list[str]]:
+    done = subprocess.run(
+        [sys.executable, "-c", f"{code}\n{REPORT}", *args, ",".join(HEAVY)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=cwd,
+    )
+    modules, heavy = ast.literal_eval(done.stderr.strip().splitlines()[-1])
+    return set(modules), heavy
+
+
+def test_import_surefetch(tmp_path: Path) -> None:
+    modules, heavy = loaded("import surefetch", cwd=tmp_path)
+    assert modules <= IMPORT and heavy == []
+
+
+def test_version(tmp_path: Path) -> None:
+    code = (
+        "import sys; sys.argv = ['surefetch', '--version']\n"
+        "from surefetch._cli.main import main\n"
+        "main()"
+    )
+    modules, heavy = loaded(code, cwd=tmp_path)
+    assert sorted(modules - VERSION) == [] and heavy == []
+
+
+def test_cli_cache_hit(cached: tuple[str, Path], tmp_path: Path) -> None:
+    url, cache = cached
+    code = (
+        "import os, sys; os.environ['SUREFETCH_CACHE_DIR'] = sys.argv[1]\n"
+        "sys.argv = ['surefetch', 'fetch', sys.argv[2]]\n"
+        "from surefetch._cli.main import main\n"
+        "assert main() == 0"
+    )
+    modules, heavy = loaded(code, str(cache), url, cwd=tmp_path)
+    assert sorted(modules - CLI_HIT) == [] and heavy == []
+
+
+def test_library_cache_hit(cached: tuple[str, Path], tmp_path: Path) -> None:
+    url, cache = cached
+    code = (
+        "import sys, surefetch\n"
+        "path = surefetch.fetch(sys.argv[2], cache=sys.argv[1])\n"
+        "assert path.read_bytes() == b'payload' * 100"
+    )
+    modules, heavy = loaded(code, str(cache), url, cwd=tmp_path)
+    assert sorted(modules - LIBRARY_HIT) == [] and heavy == []
