@@ -1,10 +1,12 @@
 """Where a cache entry lives and how its metadata reads: the light half of the cache.
 
-Keys, bucket directories, entry paths and ``entry.json`` parsing need only
-``os``, ``hashlib``, ``json`` and ``urllib.parse``, imported when used. They live here, apart from
-the rest of the cache, so that a cache hit on the command line can find its
-entry without importing what writing to the cache needs (locks, retries,
-dataclasses), and so that the two ways in agree by construction.
+Keys, bucket directories, entry paths, the names of the cache's own
+directories and ``entry.json`` parsing need only ``os``, ``hashlib``, ``json``
+and ``urllib.parse``, imported when used. They live here, apart from the rest
+of the cache, so that a cache hit on the command line can find its entry
+without importing what writing to the cache needs (locks, retries,
+dataclasses, ``re``), and so that the two ways in agree by construction. The
+patterns that recognise valid names need ``re``: they are in `names`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,12 @@ BUCKET_DOWNLOADS = "downloads"
 BUCKET_ARCHIVES = "archives"
 BUCKET_WHEELS = "wheels"
 META_NAME = "entry.json"
+TAG_NAME = "CACHEDIR.TAG"
+LOCKS_DIR = "locks"
+TMP_DIR = "tmp"
+PARTIAL_DIR = "partial"
+PARTIAL_SUFFIX = ".part"
+TRASH_PREFIX = "trash~"
 META_FORMAT = 1
 KIND_FILE = "file"
 KIND_TREE = "tree"

@@ -4,6 +4,10 @@ All of it is safe while other processes use the cache: entries are only
 ever removed by renaming them away whole (a reader sees the entry or nothing),
 and a temporary is only removed while its key's lock is held by us, so a live
 writer's work is never pulled from under it.
+
+`Cache.verify`, `Cache.prune`, `Cache.clean` and `Cache.info` call in here;
+this module does not import the store back: what it needs of a cache is the
+`MaintainedCache` protocol, which `Cache` satisfies.
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ import os
 import stat
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from surefetch._cache.entry import (
     file_sha256,
@@ -23,24 +28,52 @@ from surefetch._cache.entry import (
     read_meta,
     tree_manifest,
 )
-from surefetch._cache.layout import KIND_FILE, META_NAME
-from surefetch._cache.store import (
-    BUCKET_DIR_PATTERN,
-    KEY_PATTERN,
+from surefetch._cache.layout import (
+    KIND_FILE,
     LAYOUT_VERSION,
-    LOCKS_DIR,
+    META_NAME,
     PARTIAL_DIR,
     TAG_NAME,
-    TMP_DIR,
     TRASH_PREFIX,
 )
+from surefetch._cache.names import BUCKET_DIR_PATTERN, KEY_PATTERN
 from surefetch._errors import CacheError, RetriesExhausted
 from surefetch._fs import ops as _fs
 
 if TYPE_CHECKING:
-    from surefetch._cache.store import Cache
+    from surefetch._retry.policy import RetryPolicy
 
 logger = logging.getLogger("surefetch")
+
+
+class MaintainedCache(Protocol):
+    """What maintenance uses of a cache: `surefetch.cache.Cache` satisfies it.
+
+    Example:
+        >>> import tempfile
+        >>> from surefetch.cache import Cache
+        >>> cache: MaintainedCache = Cache(tempfile.mkdtemp())
+        >>> verify(cache, fix=False).checked
+        0
+    """
+
+    root: Path
+    lock_timeout: float
+    fs_policy: RetryPolicy | None
+
+    @property
+    def tmp_dir(self) -> Path: ...
+
+    @property
+    def locks_dir(self) -> Path: ...
+
+    def prepare(self) -> None: ...
+
+    def discard(self, path: str | os.PathLike[str]) -> bool: ...
+
+    def lock(
+        self, bucket: str, key: str, *, timeout: float | None = None
+    ) -> AbstractContextManager[None]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +249,7 @@ def tree_size(path: str) -> int:
     return total
 
 
-def _bucket_dirs(cache: Cache) -> Iterator[tuple[str, int, str]]:
+def _bucket_dirs(cache: MaintainedCache) -> Iterator[tuple[str, int, str]]:
     """(bucket, layout version, path) of every bucket directory under the root."""
     for item in sorted(_scan(os.fspath(cache.root)), key=lambda item: item.name):
         match = BUCKET_DIR_PATTERN.fullmatch(item.name)
@@ -275,7 +308,7 @@ def _stamp(path: str) -> tuple[int, int] | None:
     return st.st_ino, st.st_mtime_ns
 
 
-def verify(cache: Cache, *, fix: bool) -> VerifyReport:
+def verify(cache: MaintainedCache, *, fix: bool) -> VerifyReport:
     """See `Cache.verify`."""
     checked = removed = 0
     corrupt: list[CorruptEntry] = []
@@ -303,22 +336,22 @@ def verify(cache: Cache, *, fix: bool) -> VerifyReport:
 
 
 def _remove_corrupt(
-    cache: Cache, bucket: str, key: str, path: str, stamp: tuple[int, int] | None
+    cache: MaintainedCache, bucket: str, key: str, path: str, stamp: tuple[int, int] | None
 ) -> bool:
     if not KEY_PATTERN.fullmatch(key):
-        return cache._discard(path)
+        return cache.discard(path)
     # Under the key's lock, and only if it is still the entry we checked: a
     # writer may have replaced an unreadable entry with a good one meanwhile.
     with cache.lock(bucket, key):
         if _stamp(path) != stamp:
             return False
-        return cache._discard(path)
+        return cache.discard(path)
 
 
 # --- prune ---------------------------------------------------------------------
 
 
-def _key_lock(cache: Cache, name: str) -> str | None:
+def _key_lock(cache: MaintainedCache, name: str) -> str | None:
     """The lock file of the key a temporary belongs to, if its name names one.
 
     Names are ``<bucket>-v1~<key>~<random>`` (temporaries) and
@@ -330,7 +363,7 @@ def _key_lock(cache: Cache, name: str) -> str | None:
     key = parts[1].split(".", 1)[0]
     if not KEY_PATTERN.fullmatch(key):
         return None
-    return os.path.join(cache.root, LOCKS_DIR, f"{parts[0]}~{key}.lock")
+    return os.path.join(cache.locks_dir, f"{parts[0]}~{key}.lock")
 
 
 def _age(path: str, now: float) -> float | None:
@@ -340,7 +373,7 @@ def _age(path: str, now: float) -> float | None:
         return None
 
 
-def _remove(cache: Cache, path: str) -> int | None:
+def _remove(cache: MaintainedCache, path: str) -> int | None:
     """Remove ``path``; the bytes it held, or None when it could not be removed."""
     size = tree_size(path)
     try:
@@ -351,7 +384,7 @@ def _remove(cache: Cache, path: str) -> int | None:
     return size
 
 
-def _prune_unlocked(cache: Cache, path: str, lock: str | None) -> int | None:
+def _prune_unlocked(cache: MaintainedCache, path: str, lock: str | None) -> int | None:
     """Remove a temporary if no live writer owns it; its bytes, or None when it stays."""
     if lock is None:
         return _remove(cache, path)
@@ -361,14 +394,14 @@ def _prune_unlocked(cache: Cache, path: str, lock: str | None) -> int | None:
         return _remove(cache, path) if held else None
 
 
-def prune(cache: Cache, *, older_than: float) -> PruneReport:
+def prune(cache: MaintainedCache, *, older_than: float) -> PruneReport:
     """See `Cache.prune`."""
     if older_than < 0:
         raise ValueError(f"older_than={older_than!r} is not valid: expected seconds >= 0")
-    tmp = os.path.join(cache.root, TMP_DIR)
+    tmp = os.fspath(cache.tmp_dir)
     if not os.path.isdir(tmp):
         return PruneReport(0, 0, 0, 0)
-    cache._prepare()
+    cache.prepare()
     now = time.time()
     temporaries = partials = trash = freed = 0
     for item in _scan(tmp):
@@ -408,23 +441,23 @@ def prune(cache: Cache, *, older_than: float) -> PruneReport:
 # --- clean ---------------------------------------------------------------------
 
 
-def clean(cache: Cache) -> CleanReport:
+def clean(cache: MaintainedCache) -> CleanReport:
     """See `Cache.clean`."""
     root = os.fspath(cache.root)
     if not os.path.isdir(root):
         return CleanReport(0, 0)
-    cache._prepare()
+    cache.prepare()
     from surefetch._cache.lock import hold
 
     # Wait for every writer at work now: each holds its key's lock until its
     # entry is committed, so afterwards nothing is half done.
-    for item in sorted(_scan(os.path.join(root, LOCKS_DIR)), key=lambda item: item.name):
+    for item in sorted(_scan(os.fspath(cache.locks_dir)), key=lambda item: item.name):
         if item.name.endswith(".lock"):
             with hold(item.path, timeout=cache.lock_timeout, what=item.name.removesuffix(".lock")):
                 pass
     entries = size = 0
     for _, _, bucket_dir in list(_bucket_dirs(cache)):
-        trash = os.path.join(root, TMP_DIR, f"{TRASH_PREFIX}{os.urandom(8).hex()}")
+        trash = os.path.join(cache.tmp_dir, f"{TRASH_PREFIX}{os.urandom(8).hex()}")
         try:
             _fs.rename(bucket_dir, trash, policy=cache.fs_policy)
         except FileNotFoundError:
@@ -440,7 +473,7 @@ def clean(cache: Cache) -> CleanReport:
 # --- info ----------------------------------------------------------------------
 
 
-def info(cache: Cache) -> CacheInfo:
+def info(cache: MaintainedCache) -> CacheInfo:
     """See `Cache.info`."""
     buckets = []
     for bucket, version, bucket_dir in _bucket_dirs(cache):
@@ -450,7 +483,7 @@ def info(cache: Cache) -> CacheInfo:
             total += tree_size(path)
         buckets.append(BucketInfo(bucket, version, entries, total))
     temporary_items = temporary_bytes = 0
-    for item in _scan(os.path.join(cache.root, TMP_DIR)):
+    for item in _scan(os.fspath(cache.tmp_dir)):
         if item.name == PARTIAL_DIR:
             for partial in _scan(item.path):
                 temporary_items += 1

@@ -40,7 +40,6 @@ import dataclasses
 import errno
 import logging
 import os
-import re
 import secrets
 import shutil
 import tempfile
@@ -53,7 +52,7 @@ from surefetch._cache.entry import (
     Entry,
     EntryMeta,
     payload_path,
-    read_meta,
+    read_entry,
     tree_manifest,
 )
 from surefetch._cache.layout import (
@@ -63,13 +62,20 @@ from surefetch._cache.layout import (
     KIND_FILE,
     KIND_TREE,
     LAYOUT_VERSION as LAYOUT_VERSION,
+    LOCKS_DIR,
     META_NAME,
+    PARTIAL_DIR,
+    PARTIAL_SUFFIX,
+    TAG_NAME,
+    TMP_DIR,
+    TRASH_PREFIX,
     bucket_dir_name,
     content_key as content_key,
     is_valid_filename,
     normalize_url as normalize_url,
     url_key as url_key,
 )
+from surefetch._cache.names import KEY_PATTERN, check_key
 from surefetch._config import MAX_SECONDS
 from surefetch._errors import CacheError, ConfigError, RetriesExhausted
 from surefetch._fs import ops as _fs
@@ -88,21 +94,11 @@ logger = logging.getLogger("surefetch")
 
 CACHE_DIR_ENV = "SUREFETCH_CACHE_DIR"
 LOCK_TIMEOUT_ENV = "SUREFETCH_LOCK_TIMEOUT"
-LOCKS_DIR = "locks"
-TMP_DIR = "tmp"
-PARTIAL_DIR = "partial"
-TRASH_PREFIX = "trash~"
-PARTIAL_SUFFIX = ".part"
-TAG_NAME = "CACHEDIR.TAG"
 _TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
     "# This file is a cache directory tag created by surefetch.\n"
     "# For information about cache directory tags see https://bford.info/cachedir/\n"
 )
-
-BUCKET_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,39}")
-KEY_PATTERN = re.compile(r"[0-9a-z][0-9a-z_-]{1,127}")
-BUCKET_DIR_PATTERN = re.compile(r"(?P<bucket>[a-z][a-z0-9_-]{0,39})-v(?P<version>[0-9]{1,4})")
 _SEP = os.sep
 
 
@@ -119,47 +115,6 @@ def default_root() -> Path:
     from surefetch._config import CACHE_DIR, resolve
 
     return Path(resolve(CACHE_DIR))
-
-
-def check_key(bucket: str, key: str) -> None:
-    """Raise ValueError unless ``bucket`` and ``key`` are safe, canonical names."""
-    if not isinstance(bucket, str) or not BUCKET_PATTERN.fullmatch(bucket):
-        raise ValueError(
-            f"bucket={bucket!r} is not valid: expected a lower-case name "
-            "of letters, digits, '-' and '_'"
-        )
-    if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
-        raise ValueError(
-            f"key={key!r} is not valid: expected 2 to 128 lower-case letters, digits, "
-            "'-' and '_' (use url_key or content_key)"
-        )
-
-
-def read_entry(entry_dir: str) -> Entry | None:
-    """The entry in ``entry_dir``, or None when there is none or it is broken."""
-    try:
-        meta = read_meta(entry_dir)
-    except ValueError as error:
-        logger.warning(
-            "Ignoring the unreadable cache entry %s (%s); "
-            "`surefetch cache verify --fix` removes it",
-            entry_dir,
-            error,
-        )
-        return None
-    if meta is None:
-        return None
-    payload = payload_path(entry_dir, meta)
-    try:
-        os.lstat(payload)
-    except OSError:
-        logger.warning(
-            "Ignoring the cache entry %s: its payload is missing; "
-            "`surefetch cache verify --fix` removes it",
-            entry_dir,
-        )
-        return None
-    return Entry(Path(payload), meta)
 
 
 def _fsync_file(path: str) -> None:
@@ -246,7 +201,27 @@ class Cache:
     def __repr__(self) -> str:
         return f"Cache({self._root!r})"
 
-    # --- paths ------------------------------------------------------------------
+    # --- paths and housekeeping ---------------------------------------------------
+
+    @property
+    def tmp_dir(self) -> Path:
+        """The temporary area, ``<root>/tmp``: on the cache's filesystem, out of readers' sight.
+
+        Example:
+            >>> Cache("/c").tmp_dir.as_posix().endswith("/c/tmp")
+            True
+        """
+        return Path(self._tmp)
+
+    @property
+    def locks_dir(self) -> Path:
+        """Where the per-key lock files are, ``<root>/locks``.
+
+        Example:
+            >>> Cache("/c").locks_dir.name
+            'locks'
+        """
+        return Path(self._locks)
 
     def _entry_dir(self, bucket: str, key: str) -> str:
         bucket_dir = self._bucket_dirs.get(bucket)
@@ -258,8 +233,19 @@ class Cache:
     def _lock_path(self, bucket: str, key: str) -> str:
         return os.path.join(self._locks, f"{bucket_dir_name(bucket)}~{key}.lock")
 
-    def _prepare(self) -> None:
-        """Create the temporary area, the lock directory and the cache tag, once."""
+    def prepare(self) -> None:
+        """Create the temporary area, the lock directory and the cache tag, once.
+
+        Everything that writes calls it first; a directory that cannot be
+        written raises `ConfigError`.
+
+        Example:
+            >>> import tempfile
+            >>> cache = Cache(tempfile.mkdtemp())
+            >>> cache.prepare()
+            >>> sorted(p.name for p in cache.root.iterdir())
+            ['CACHEDIR.TAG', 'locks', 'tmp']
+        """
         if self._prepared:
             return
         try:
@@ -276,7 +262,7 @@ class Cache:
         self._prepared = True
 
     def _new_temp(self, bucket: str, key: str) -> str:
-        self._prepare()
+        self.prepare()
         return tempfile.mkdtemp(dir=self._tmp, prefix=f"{bucket_dir_name(bucket)}~{key}~")
 
     def _remove_quietly(self, path: str) -> None:
@@ -285,13 +271,21 @@ class Cache:
         except (OSError, RetriesExhausted) as error:
             logger.warning("Could not remove %s (prune will): %s", path, error)
 
-    def _discard(self, path: str | os.PathLike[str]) -> bool:
+    def discard(self, path: str | os.PathLike[str]) -> bool:
         """Make ``path`` vanish at once (rename it into trash), then delete it.
 
+        ``path`` must be on the cache's filesystem (an entry, a temporary).
         False when ``path`` did not exist. A deletion that fails after the
         rename is left for `prune`: the trash is out of every reader's sight.
+
+        Example:
+            >>> import tempfile
+            >>> cache = Cache(tempfile.mkdtemp())
+            >>> with cache.temp_dir(BUCKET_DOWNLOADS, "ab" * 16) as work:
+            ...     cache.discard(work), work.exists()
+            (True, False)
         """
-        self._prepare()
+        self.prepare()
         trash = os.path.join(self._tmp, f"{TRASH_PREFIX}{secrets.token_hex(8)}")
         try:
             _fs.rename(path, trash, policy=self.fs_policy)
@@ -331,7 +325,7 @@ class Cache:
         entry_dir = self._entry_dir(bucket, key)
         if not os.path.lexists(entry_dir):
             return False
-        return self._discard(entry_dir)
+        return self.discard(entry_dir)
 
     def lock(
         self, bucket: str, key: str, *, timeout: float | None = None
@@ -354,7 +348,7 @@ class Cache:
             timeout = self.lock_timeout
         elif not 0 <= timeout <= MAX_SECONDS:
             raise ValueError(f"timeout={timeout!r} is not valid: expected seconds >= 0")
-        self._prepare()
+        self.prepare()
         from surefetch._cache.lock import hold  # filelock is imported only by writers
 
         return hold(self._lock_path(bucket, key), timeout=timeout, what=f"{bucket} entry {key}")
@@ -372,7 +366,7 @@ class Cache:
             'downloads-v1~abababababababababababababababab.part'
         """
         check_key(bucket, key)
-        self._prepare()
+        self.prepare()
         name = f"{bucket_dir_name(bucket)}~{key}{PARTIAL_SUFFIX}"
         return Path(self._tmp, PARTIAL_DIR, name)
 
@@ -522,7 +516,7 @@ class Cache:
         for _ in range(3):
             if os.path.lexists(entry_dir) and read_entry(entry_dir) is None:
                 # A broken entry would block this key for ever; ours replaces it.
-                self._discard(entry_dir)
+                self.discard(entry_dir)
             parent = os.path.dirname(entry_dir)
             os.makedirs(parent, exist_ok=True)
             try:
