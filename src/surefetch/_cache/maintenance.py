@@ -30,11 +30,11 @@ from surefetch._cache.entry import (
 )
 from surefetch._cache.layout import (
     KIND_FILE,
-    LAYOUT_VERSION,
     META_NAME,
     PARTIAL_DIR,
     TAG_NAME,
     TRASH_PREFIX,
+    bucket_version,
 )
 from surefetch._cache.names import BUCKET_DIR_PATTERN, KEY_PATTERN
 from surefetch._errors import CacheError, RetriesExhausted
@@ -313,7 +313,7 @@ def verify(cache: MaintainedCache, *, fix: bool) -> VerifyReport:
     checked = removed = 0
     corrupt: list[CorruptEntry] = []
     for bucket, version, bucket_dir in _bucket_dirs(cache):
-        if version != LAYOUT_VERSION:
+        if version != bucket_version(bucket):
             continue  # another version's format: that version of surefetch checks it
         for shard, name, path in _entry_dirs(bucket_dir):
             stamp = _stamp(path)
@@ -354,8 +354,8 @@ def _remove_corrupt(
 def _key_lock(cache: MaintainedCache, name: str) -> str | None:
     """The lock file of the key a temporary belongs to, if its name names one.
 
-    Names are ``<bucket>-v1~<key>~<random>`` (temporaries) and
-    ``<bucket>-v1~<key>.part`` plus any suffix (partials and their sidecars).
+    Names are ``<bucket>-v<N>~<key>~<random>`` (temporaries) and
+    ``<bucket>-v<N>~<key>.part`` plus any suffix (partials and their sidecars).
     """
     parts = name.split("~")
     if len(parts) < 2 or not BUCKET_DIR_PATTERN.fullmatch(parts[0]):

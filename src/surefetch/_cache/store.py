@@ -4,15 +4,18 @@ Layout under the root (``SUREFETCH_CACHE_DIR``, else the platform's user cache
 directory)::
 
     CACHEDIR.TAG                          marks the tree as a cache for backup tools
-    <bucket>-v1/<key[:2]>/<key>/          one entry, made visible by one rename:
+    <bucket>-v<N>/<key[:2]>/<key>/        one entry, made visible by one rename:
         entry.json                        its metadata (EntryMeta)
         file/<filename>                   the payload of a file entry, or
         tree/                             the root of an extracted tree
-    locks/<bucket>-v1~<key>.lock          per-key inter-process locks (never deleted)
+    locks/<bucket>-v<N>~<key>.lock        per-key inter-process locks (never deleted)
     tmp/                                  the temporary area, on the same filesystem:
-        <bucket>-v1~<key>~<random>/       a temporary directory, or an entry being built
-        partial/<bucket>-v1~<key>.part    a resumable partial download
+        <bucket>-v<N>~<key>~<random>/     a temporary directory, or an entry being built
+        partial/<bucket>-v<N>~<key>.part  a resumable partial download
         trash~<random>/                   something being removed
+
+``N`` is the bucket's own layout version (``BUCKET_VERSIONS`` in
+``surefetch._cache.layout``; 1 for every bucket today, so ``downloads-v1``).
 
 Why it is shaped so:
 
@@ -23,7 +26,8 @@ Why it is shaped so:
   them into ``tmp/trash~*``.
 * The payload sits in ``file/`` so that its name can be anything, even
   ``entry.json``, and keeps the name it was downloaded under (a wheel must).
-* ``-v1`` versions the layout: a future format goes to ``-v2`` and old
+* ``-v<N>`` versions each bucket's layout on its own: a future format of one
+  bucket goes to ``-v2`` while the others stay where they are, and old
   versions of surefetch keep working beside it.
 * Keys are lower-case (case-insensitive filesystems would merge ``Ab`` and
   ``ab``), and ``key[:2]`` shards a bucket so no directory grows huge. A
