@@ -86,7 +86,7 @@ from surefetch._fs import ops as _fs
 from surefetch._retry.policy import RetryPolicy
 
 if TYPE_CHECKING:
-    from surefetch._cache.maintenance import (
+    from surefetch._cache.reports import (
         CacheInfo,
         CleanReport,
         PruneReport,
