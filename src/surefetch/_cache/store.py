@@ -1,5 +1,10 @@
 """The cache: buckets of entries that appear atomically, complete and verified.
 
+This module is `Cache` and its public methods. It runs past 400 lines because
+about half of it is those methods' docstrings and runnable examples; the
+machinery they drive is beside it: `publish` (making an entry visible),
+`maintenance` (verify, prune, clean, info), `lock`, `names` and `layout`.
+
 Layout under the root (``SUREFETCH_CACHE_DIR``, else the platform's user cache
 directory)::
 
@@ -41,11 +46,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
-import logging
 import os
 import secrets
-import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -55,7 +57,6 @@ from typing import TYPE_CHECKING
 from surefetch._cache.entry import (
     Entry,
     EntryMeta,
-    payload_path,
     read_entry,
     tree_manifest,
 )
@@ -67,7 +68,6 @@ from surefetch._cache.layout import (
     KIND_TREE,
     LAYOUT_VERSION as LAYOUT_VERSION,
     LOCKS_DIR,
-    META_NAME,
     PARTIAL_DIR,
     PARTIAL_SUFFIX,
     TAG_NAME,
@@ -80,8 +80,9 @@ from surefetch._cache.layout import (
     url_key as url_key,
 )
 from surefetch._cache.names import KEY_PATTERN, check_key
+from surefetch._cache.publish import fsync_file, publish, remove_quietly
 from surefetch._config import MAX_SECONDS
-from surefetch._errors import CacheError, ConfigError, RetriesExhausted
+from surefetch._errors import CacheError, ConfigError
 from surefetch._fs import ops as _fs
 from surefetch._retry.policy import RetryPolicy
 
@@ -92,9 +93,6 @@ if TYPE_CHECKING:
         PruneReport,
         VerifyReport,
     )
-
-logger = logging.getLogger("surefetch")
-
 
 CACHE_DIR_ENV = "SUREFETCH_CACHE_DIR"
 LOCK_TIMEOUT_ENV = "SUREFETCH_LOCK_TIMEOUT"
@@ -119,26 +117,6 @@ def default_root() -> Path:
     from surefetch._config import CACHE_DIR, resolve
 
     return Path(resolve(CACHE_DIR))
-
-
-def _fsync_file(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # Windows wants a writable handle; the rename still makes the entry whole
-    finally:
-        os.close(fd)
-
-
-def _write_meta(directory: str, meta: EntryMeta) -> None:
-    with open(os.path.join(directory, META_NAME), "wb") as file:
-        file.write(meta.to_json())
-        file.flush()
-        os.fsync(file.fileno())
 
 
 class Cache:
@@ -269,11 +247,15 @@ class Cache:
         self.prepare()
         return tempfile.mkdtemp(dir=self._tmp, prefix=f"{bucket_dir_name(bucket)}~{key}~")
 
-    def _remove_quietly(self, path: str) -> None:
+    @contextlib.contextmanager
+    def _staging(self, bucket: str, key: str) -> Iterator[str]:
+        """A new temporary directory of ``key``, removed on exit if still there."""
+        path = self._new_temp(bucket, key)
         try:
-            _fs.remove_tree(path, policy=self.fs_policy)
-        except (OSError, RetriesExhausted) as error:
-            logger.warning("Could not remove %s (prune will): %s", path, error)
+            yield path
+        finally:
+            if os.path.lexists(path):
+                remove_quietly(path, policy=self.fs_policy)
 
     def discard(self, path: str | os.PathLike[str]) -> bool:
         """Make ``path`` vanish at once (rename it into trash), then delete it.
@@ -295,7 +277,7 @@ class Cache:
             _fs.rename(path, trash, policy=self.fs_policy)
         except FileNotFoundError:
             return False
-        self._remove_quietly(trash)
+        remove_quietly(trash, policy=self.fs_policy)
         return True
 
     # --- the interface of the fetch layer ----------------------------------------
@@ -390,12 +372,8 @@ class Cache:
             True
         """
         check_key(bucket, key)
-        path = self._new_temp(bucket, key)
-        try:
+        with self._staging(bucket, key) as path:
             yield Path(path)
-        finally:
-            if os.path.lexists(path):
-                self._remove_quietly(path)
 
     def commit_file(
         self,
@@ -441,16 +419,13 @@ class Cache:
         meta = dataclasses.replace(
             meta, kind=KIND_FILE, filename=filename, files=None, manifest=None
         )
-        _fsync_file(src)
-        staging = self._new_temp(bucket, key)
-        try:
+        fsync_file(src)
+        with self._staging(bucket, key) as staging:
             os.mkdir(os.path.join(staging, KIND_FILE))
-            return self._publish(
-                src, os.path.join(staging, KIND_FILE, filename), staging, entry_dir, meta
+            payload = os.path.join(staging, KIND_FILE, filename)
+            return publish(
+                src, payload, staging, entry_dir, meta, policy=self.fs_policy, discard=self.discard
             )
-        finally:
-            if os.path.lexists(staging):
-                self._remove_quietly(staging)
 
     def commit_dir(
         self, bucket: str, key: str, source: str | os.PathLike[str], *, meta: EntryMeta
@@ -480,65 +455,11 @@ class Cache:
         meta = dataclasses.replace(
             meta, kind=KIND_TREE, filename=None, files=files, manifest=manifest
         )
-        staging = self._new_temp(bucket, key)
-        try:
-            return self._publish(src, os.path.join(staging, KIND_TREE), staging, entry_dir, meta)
-        finally:
-            if os.path.lexists(staging):
-                self._remove_quietly(staging)
-
-    def _publish(
-        self, source: str, payload: str, staging: str, entry_dir: str, meta: EntryMeta
-    ) -> Entry:
-        """Put ``source`` at ``payload`` in ``staging``, then ``staging`` at ``entry_dir``."""
-        self._move(source, payload)
-        try:
-            _write_meta(staging, meta)
-            return self._persist(staging, entry_dir, meta)
-        except BaseException:
-            # Give the caller its (possibly large) download back rather than delete it.
-            if os.path.lexists(payload) and not os.path.lexists(source):
-                with contextlib.suppress(OSError):
-                    os.rename(payload, source)
-            raise
-
-    def _move(self, source: str, target: str) -> None:
-        try:
-            _fs.rename(source, target, policy=self.fs_policy)
-        except OSError as error:
-            if error.errno != errno.EXDEV:
-                raise
-            # The source is on another filesystem: copy it into the temporary
-            # area (still invisible to readers), then drop the original.
-            if os.path.isdir(source):
-                shutil.copytree(source, target, symlinks=True)
-            else:
-                shutil.copy2(source, target)
-            self._remove_quietly(source)
-
-    def _persist(self, staging: str, entry_dir: str, meta: EntryMeta) -> Entry:
-        for _ in range(3):
-            if os.path.lexists(entry_dir) and read_entry(entry_dir) is None:
-                # A broken entry would block this key for ever; ours replaces it.
-                self.discard(entry_dir)
-            parent = os.path.dirname(entry_dir)
-            os.makedirs(parent, exist_ok=True)
-            try:
-                placed = _fs.persist_dir(staging, entry_dir, policy=self.fs_policy)
-            except FileNotFoundError:
-                if os.path.isdir(staging) and not os.path.isdir(parent):
-                    continue  # `clean` took the bucket away meanwhile: make it again
-                raise
-            if placed:
-                _fs.fsync_dir(parent)
-                return Entry(Path(payload_path(entry_dir, meta)), meta)
-            theirs = read_entry(entry_dir)
-            if theirs is None:
-                raise CacheError(
-                    f"Another process committed {entry_dir} and it vanished at once; try again"
-                )
-            return theirs
-        raise CacheError(f"Cannot commit {entry_dir}: its bucket keeps disappearing")
+        with self._staging(bucket, key) as staging:
+            payload = os.path.join(staging, KIND_TREE)
+            return publish(
+                src, payload, staging, entry_dir, meta, policy=self.fs_policy, discard=self.discard
+            )
 
     # --- maintenance ------------------------------------------------------------
 
