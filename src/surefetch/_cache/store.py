@@ -5,8 +5,8 @@ about half of it is those methods' docstrings and runnable examples; the
 machinery they drive is beside it: `publish` (making an entry visible),
 `maintenance` (verify, prune, clean, info), `lock`, `names` and `layout`.
 
-Layout under the root (``SUREFETCH_CACHE_DIR``, else the platform's user cache
-directory)::
+Layout under the root (`default_root`: ``SUREFETCH_CACHE_DIR``, else a config
+file's ``cache_dir``, else the platform's user cache directory)::
 
     CACHEDIR.TAG                          marks the tree as a cache for backup tools
     <bucket>-v<N>/<key[:2]>/<key>/        one entry, made visible by one rename:
@@ -94,8 +94,6 @@ if TYPE_CHECKING:
         VerifyReport,
     )
 
-CACHE_DIR_ENV = "SUREFETCH_CACHE_DIR"
-LOCK_TIMEOUT_ENV = "SUREFETCH_LOCK_TIMEOUT"
 _TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
     "# This file is a cache directory tag created by surefetch.\n"
