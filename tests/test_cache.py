@@ -490,6 +490,29 @@ def test_verify_leaves_other_layout_versions_alone(cache: Cache) -> None:
     assert old.exists()
 
 
+def test_each_bucket_has_its_own_layout_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from surefetch._cache import layout
+
+    monkeypatch.setitem(layout.BUCKET_VERSIONS, BUCKET_WHEELS, 2)
+    cache = Cache(tmp_path / "cache")
+    wheel = store_file(cache, b"wheel", bucket=BUCKET_WHEELS, name="a-1.0-py3-none-any.whl")
+    download = store_file(cache, b"content")
+    old_wheels = cache.root / "wheels-v1" / "ab" / ("ab" * 16)
+    old_wheels.mkdir(parents=True)
+
+    assert wheel.path.parents[3].name == "wheels-v2"
+    assert download.path.parents[3].name == "downloads-v1"
+    assert cache.partial_path(BUCKET_WHEELS, KEY).name.startswith("wheels-v2~")
+    assert layout.bucket_version("some-new-bucket") == surefetch.cache.LAYOUT_VERSION
+    report = cache.verify(fix=True)
+    assert (report.checked, report.corrupt) == (2, ())
+    assert old_wheels.exists()
+    versions = {(b.bucket, b.version) for b in cache.info().buckets}
+    assert versions == {("downloads", 1), ("wheels", 1), ("wheels", 2)}
+
+
 # --- prune -------------------------------------------------------------------------------
 
 

@@ -17,7 +17,7 @@ Example:
 from __future__ import annotations
 
 from surefetch._cache.entry import Entry, EntryMeta
-from surefetch._cache.maintenance import (
+from surefetch._cache.reports import (
     BucketInfo,
     CacheInfo,
     CleanReport,

@@ -1,9 +1,10 @@
-"""Cache entries: their metadata, its JSON form, and the hashes that `verify` recomputes."""
+"""Cache entries: their metadata and its JSON form, reading them, the hashes `verify` checks."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import stat
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from surefetch._cache.layout import (
     read_record,
 )
 from surefetch._errors import CacheError
+
+logger = logging.getLogger("surefetch")
 
 _CHUNK = 1 << 20
 
@@ -111,6 +114,39 @@ def read_meta(entry_dir: str) -> EntryMeta | None:
     """The metadata of the entry in ``entry_dir``; None when absent; ValueError when unreadable."""
     record = read_record(entry_dir)
     return None if record is None else _from_record(record)
+
+
+def read_entry(entry_dir: str) -> Entry | None:
+    """The entry in ``entry_dir``, or None when there is none or it is broken (logged).
+
+    Example:
+        >>> import tempfile
+        >>> read_entry(tempfile.mkdtemp()) is None
+        True
+    """
+    try:
+        meta = read_meta(entry_dir)
+    except ValueError as error:
+        logger.warning(
+            "Ignoring the unreadable cache entry %s (%s); "
+            "`surefetch cache verify --fix` removes it",
+            entry_dir,
+            error,
+        )
+        return None
+    if meta is None:
+        return None
+    payload = payload_path(entry_dir, meta)
+    try:
+        os.lstat(payload)
+    except OSError:
+        logger.warning(
+            "Ignoring the cache entry %s: its payload is missing; "
+            "`surefetch cache verify --fix` removes it",
+            entry_dir,
+        )
+        return None
+    return Entry(Path(payload), meta)
 
 
 def _from_record(record: dict[str, object]) -> EntryMeta:

@@ -1,21 +1,33 @@
 """Where a cache entry lives and how its metadata reads: the light half of the cache.
 
-Keys, bucket directories, entry paths and ``entry.json`` parsing need only
-``os``, ``hashlib``, ``json`` and ``urllib.parse``, imported when used. They live here, apart from
-the rest of the cache, so that a cache hit on the command line can find its
-entry without importing what writing to the cache needs (locks, retries,
-dataclasses), and so that the two ways in agree by construction.
+Keys, bucket directories, entry paths, the names of the cache's own
+directories and ``entry.json`` parsing need only ``os``, ``hashlib``, ``json``
+and ``urllib.parse``, imported when used. They live here, apart from the rest
+of the cache, so that a cache hit on the command line can find its entry
+without importing what writing to the cache needs (locks, retries,
+dataclasses, ``re``), and so that the two ways in agree by construction. The
+patterns that recognise valid names need ``re``: they are in `names`.
 """
 
 from __future__ import annotations
 
 import os
 
-LAYOUT_VERSION = 1
 BUCKET_DOWNLOADS = "downloads"
 BUCKET_ARCHIVES = "archives"
 BUCKET_WHEELS = "wheels"
+# Each bucket's layout version, the N of its directory `<bucket>-vN`: a new
+# format of one bucket moves that bucket alone. LAYOUT_VERSION is the version
+# of a bucket not named here.
+BUCKET_VERSIONS: dict[str, int] = {BUCKET_DOWNLOADS: 1, BUCKET_ARCHIVES: 1, BUCKET_WHEELS: 1}
+LAYOUT_VERSION = 1
 META_NAME = "entry.json"
+TAG_NAME = "CACHEDIR.TAG"
+LOCKS_DIR = "locks"
+TMP_DIR = "tmp"
+PARTIAL_DIR = "partial"
+PARTIAL_SUFFIX = ".part"
+TRASH_PREFIX = "trash~"
 META_FORMAT = 1
 KIND_FILE = "file"
 KIND_TREE = "tree"
@@ -77,14 +89,24 @@ def content_key(sha256: str) -> str:
     return sha256.lower()
 
 
+def bucket_version(bucket: str) -> int:
+    """The layout version of ``bucket`` (`BUCKET_VERSIONS`, else `LAYOUT_VERSION`).
+
+    Example:
+        >>> bucket_version("downloads"), bucket_version("anything-else")
+        (1, 1)
+    """
+    return BUCKET_VERSIONS.get(bucket, LAYOUT_VERSION)
+
+
 def bucket_dir_name(bucket: str) -> str:
-    """The directory of ``bucket`` in the current layout version: ``<bucket>-v1``.
+    """The directory of ``bucket`` in its current layout version: ``<bucket>-v<N>``.
 
     Example:
         >>> bucket_dir_name("downloads")
         'downloads-v1'
     """
-    return f"{bucket}-v{LAYOUT_VERSION}"
+    return f"{bucket}-v{bucket_version(bucket)}"
 
 
 def entry_dir(root: str, bucket: str, key: str) -> str:

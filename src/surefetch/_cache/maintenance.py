@@ -4,6 +4,10 @@ All of it is safe while other processes use the cache: entries are only
 ever removed by renaming them away whole (a reader sees the entry or nothing),
 and a temporary is only removed while its key's lock is held by us, so a live
 writer's work is never pulled from under it.
+
+`Cache.verify`, `Cache.prune`, `Cache.clean` and `Cache.info` call in here;
+this module does not import the store back: what it needs of a cache is the
+`MaintainedCache` protocol, which `Cache` satisfies.
 """
 
 from __future__ import annotations
@@ -13,9 +17,9 @@ import os
 import stat
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from surefetch._cache.entry import (
     file_sha256,
@@ -23,163 +27,60 @@ from surefetch._cache.entry import (
     read_meta,
     tree_manifest,
 )
-from surefetch._cache.layout import KIND_FILE, META_NAME
-from surefetch._cache.store import (
-    BUCKET_DIR_PATTERN,
-    KEY_PATTERN,
-    LAYOUT_VERSION,
-    LOCKS_DIR,
+from surefetch._cache.layout import (
+    KIND_FILE,
+    META_NAME,
     PARTIAL_DIR,
     TAG_NAME,
-    TMP_DIR,
     TRASH_PREFIX,
+    bucket_version,
+)
+from surefetch._cache.names import BUCKET_DIR_PATTERN, KEY_PATTERN
+from surefetch._cache.reports import (
+    BucketInfo,
+    CacheInfo,
+    CleanReport,
+    CorruptEntry,
+    PruneReport,
+    VerifyReport,
 )
 from surefetch._errors import CacheError, RetriesExhausted
 from surefetch._fs import ops as _fs
 
 if TYPE_CHECKING:
-    from surefetch._cache.store import Cache
+    from surefetch._retry.policy import RetryPolicy
 
 logger = logging.getLogger("surefetch")
 
 
-@dataclass(frozen=True, slots=True)
-class CorruptEntry:
-    """An entry that failed verification: where it is and why.
+class MaintainedCache(Protocol):
+    """What maintenance uses of a cache: `surefetch.cache.Cache` satisfies it.
 
     Example:
-        >>> bad = CorruptEntry("downloads", "ab" * 16, Path("/c/entry"), "entry.json is missing")
-        >>> f"{bad.bucket} {bad.key[:4]}: {bad.reason}"
-        'downloads abab: entry.json is missing'
-    """
-
-    bucket: str
-    key: str
-    path: Path
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class VerifyReport:
-    """The outcome of `Cache.verify`: entries checked, the corrupt ones, how many were removed.
-
-    Example:
-        >>> bad = CorruptEntry("downloads", "ab" * 16, Path("/c/entry"), "entry.json is missing")
-        >>> report = VerifyReport(checked=5, corrupt=(bad,), removed=1)
-        >>> report.sound, [entry.reason for entry in report.corrupt]
-        (False, ['entry.json is missing'])
-    """
-
-    checked: int
-    corrupt: tuple[CorruptEntry, ...]
-    removed: int
-
-    @property
-    def sound(self) -> bool:
-        """Whether every entry checked out.
-
-        Example:
-            >>> VerifyReport(checked=5, corrupt=(), removed=0).sound
-            True
-        """
-        return not self.corrupt
-
-
-@dataclass(frozen=True, slots=True)
-class PruneReport:
-    """The outcome of `Cache.prune`: what was removed and the bytes it held.
-
-    Example:
-        >>> report = PruneReport(temporaries=2, partials=1, trash=0, bytes=4096)
-        >>> f"removed {report.removed} items, freed {report.bytes} bytes"
-        'removed 3 items, freed 4096 bytes'
-    """
-
-    temporaries: int
-    partials: int
-    trash: int
-    bytes: int
-
-    @property
-    def removed(self) -> int:
-        """Items removed in all.
-
-        Example:
-            >>> PruneReport(temporaries=2, partials=1, trash=1, bytes=4096).removed
-            4
-        """
-        return self.temporaries + self.partials + self.trash
-
-
-@dataclass(frozen=True, slots=True)
-class CleanReport:
-    """The outcome of `Cache.clean`: entries removed and the bytes they held.
-
-    Example:
-        >>> from surefetch.cache import Cache
         >>> import tempfile
-        >>> Cache(tempfile.mkdtemp()).clean()
-        CleanReport(entries=0, bytes=0)
-    """
-
-    entries: int
-    bytes: int
-
-
-@dataclass(frozen=True, slots=True)
-class BucketInfo:
-    """The entries of one bucket (of one layout version) and their size on disk.
-
-    Example:
-        >>> info = BucketInfo(bucket="wheels", version=1, entries=3, bytes=1500)
-        >>> f"{info.bucket}-v{info.version}: {info.entries} entries, {info.bytes} bytes"
-        'wheels-v1: 3 entries, 1500 bytes'
-    """
-
-    bucket: str
-    version: int
-    entries: int
-    bytes: int
-
-
-@dataclass(frozen=True, slots=True)
-class CacheInfo:
-    """What `Cache.info` found: per bucket, and in the temporary area.
-
-    Example:
         >>> from surefetch.cache import Cache
-        >>> import tempfile
-        >>> info = Cache(tempfile.mkdtemp()).info()
-        >>> info.buckets, info.temporary_items
-        ((), 0)
+        >>> cache: MaintainedCache = Cache(tempfile.mkdtemp())
+        >>> verify(cache, fix=False).checked
+        0
     """
 
     root: Path
-    buckets: tuple[BucketInfo, ...]
-    temporary_items: int
-    temporary_bytes: int
+    lock_timeout: float
+    fs_policy: RetryPolicy | None
 
     @property
-    def entries(self) -> int:
-        """Entries in every bucket.
-
-        Example:
-            >>> buckets = (BucketInfo("wheels", 1, 3, 1500), BucketInfo("archives", 1, 2, 500))
-            >>> CacheInfo(Path("/c"), buckets, temporary_items=0, temporary_bytes=0).entries
-            5
-        """
-        return sum(bucket.entries for bucket in self.buckets)
+    def tmp_dir(self) -> Path: ...
 
     @property
-    def bytes(self) -> int:
-        """Bytes of every entry (not counting the temporary area).
+    def locks_dir(self) -> Path: ...
 
-        Example:
-            >>> buckets = (BucketInfo("wheels", 1, 3, 1500), BucketInfo("archives", 1, 2, 500))
-            >>> CacheInfo(Path("/c"), buckets, temporary_items=1, temporary_bytes=99).bytes
-            2000
-        """
-        return sum(bucket.bytes for bucket in self.buckets)
+    def prepare(self) -> None: ...
+
+    def discard(self, path: str | os.PathLike[str]) -> bool: ...
+
+    def lock(
+        self, bucket: str, key: str, *, timeout: float | None = None
+    ) -> AbstractContextManager[None]: ...
 
 
 # --- walking -------------------------------------------------------------------
@@ -216,7 +117,7 @@ def tree_size(path: str) -> int:
     return total
 
 
-def _bucket_dirs(cache: Cache) -> Iterator[tuple[str, int, str]]:
+def _bucket_dirs(cache: MaintainedCache) -> Iterator[tuple[str, int, str]]:
     """(bucket, layout version, path) of every bucket directory under the root."""
     for item in sorted(_scan(os.fspath(cache.root)), key=lambda item: item.name):
         match = BUCKET_DIR_PATTERN.fullmatch(item.name)
@@ -275,12 +176,12 @@ def _stamp(path: str) -> tuple[int, int] | None:
     return st.st_ino, st.st_mtime_ns
 
 
-def verify(cache: Cache, *, fix: bool) -> VerifyReport:
+def verify(cache: MaintainedCache, *, fix: bool) -> VerifyReport:
     """See `Cache.verify`."""
     checked = removed = 0
     corrupt: list[CorruptEntry] = []
     for bucket, version, bucket_dir in _bucket_dirs(cache):
-        if version != LAYOUT_VERSION:
+        if version != bucket_version(bucket):
             continue  # another version's format: that version of surefetch checks it
         for shard, name, path in _entry_dirs(bucket_dir):
             stamp = _stamp(path)
@@ -303,26 +204,26 @@ def verify(cache: Cache, *, fix: bool) -> VerifyReport:
 
 
 def _remove_corrupt(
-    cache: Cache, bucket: str, key: str, path: str, stamp: tuple[int, int] | None
+    cache: MaintainedCache, bucket: str, key: str, path: str, stamp: tuple[int, int] | None
 ) -> bool:
     if not KEY_PATTERN.fullmatch(key):
-        return cache._discard(path)
+        return cache.discard(path)
     # Under the key's lock, and only if it is still the entry we checked: a
     # writer may have replaced an unreadable entry with a good one meanwhile.
     with cache.lock(bucket, key):
         if _stamp(path) != stamp:
             return False
-        return cache._discard(path)
+        return cache.discard(path)
 
 
 # --- prune ---------------------------------------------------------------------
 
 
-def _key_lock(cache: Cache, name: str) -> str | None:
+def _key_lock(cache: MaintainedCache, name: str) -> str | None:
     """The lock file of the key a temporary belongs to, if its name names one.
 
-    Names are ``<bucket>-v1~<key>~<random>`` (temporaries) and
-    ``<bucket>-v1~<key>.part`` plus any suffix (partials and their sidecars).
+    Names are ``<bucket>-v<N>~<key>~<random>`` (temporaries) and
+    ``<bucket>-v<N>~<key>.part`` plus any suffix (partials and their sidecars).
     """
     parts = name.split("~")
     if len(parts) < 2 or not BUCKET_DIR_PATTERN.fullmatch(parts[0]):
@@ -330,7 +231,7 @@ def _key_lock(cache: Cache, name: str) -> str | None:
     key = parts[1].split(".", 1)[0]
     if not KEY_PATTERN.fullmatch(key):
         return None
-    return os.path.join(cache.root, LOCKS_DIR, f"{parts[0]}~{key}.lock")
+    return os.path.join(cache.locks_dir, f"{parts[0]}~{key}.lock")
 
 
 def _age(path: str, now: float) -> float | None:
@@ -340,7 +241,7 @@ def _age(path: str, now: float) -> float | None:
         return None
 
 
-def _remove(cache: Cache, path: str) -> int | None:
+def _remove(cache: MaintainedCache, path: str) -> int | None:
     """Remove ``path``; the bytes it held, or None when it could not be removed."""
     size = tree_size(path)
     try:
@@ -351,7 +252,7 @@ def _remove(cache: Cache, path: str) -> int | None:
     return size
 
 
-def _prune_unlocked(cache: Cache, path: str, lock: str | None) -> int | None:
+def _prune_unlocked(cache: MaintainedCache, path: str, lock: str | None) -> int | None:
     """Remove a temporary if no live writer owns it; its bytes, or None when it stays."""
     if lock is None:
         return _remove(cache, path)
@@ -361,14 +262,14 @@ def _prune_unlocked(cache: Cache, path: str, lock: str | None) -> int | None:
         return _remove(cache, path) if held else None
 
 
-def prune(cache: Cache, *, older_than: float) -> PruneReport:
+def prune(cache: MaintainedCache, *, older_than: float) -> PruneReport:
     """See `Cache.prune`."""
     if older_than < 0:
         raise ValueError(f"older_than={older_than!r} is not valid: expected seconds >= 0")
-    tmp = os.path.join(cache.root, TMP_DIR)
+    tmp = os.fspath(cache.tmp_dir)
     if not os.path.isdir(tmp):
         return PruneReport(0, 0, 0, 0)
-    cache._prepare()
+    cache.prepare()
     now = time.time()
     temporaries = partials = trash = freed = 0
     for item in _scan(tmp):
@@ -408,23 +309,23 @@ def prune(cache: Cache, *, older_than: float) -> PruneReport:
 # --- clean ---------------------------------------------------------------------
 
 
-def clean(cache: Cache) -> CleanReport:
+def clean(cache: MaintainedCache) -> CleanReport:
     """See `Cache.clean`."""
     root = os.fspath(cache.root)
     if not os.path.isdir(root):
         return CleanReport(0, 0)
-    cache._prepare()
+    cache.prepare()
     from surefetch._cache.lock import hold
 
     # Wait for every writer at work now: each holds its key's lock until its
     # entry is committed, so afterwards nothing is half done.
-    for item in sorted(_scan(os.path.join(root, LOCKS_DIR)), key=lambda item: item.name):
+    for item in sorted(_scan(os.fspath(cache.locks_dir)), key=lambda item: item.name):
         if item.name.endswith(".lock"):
             with hold(item.path, timeout=cache.lock_timeout, what=item.name.removesuffix(".lock")):
                 pass
     entries = size = 0
     for _, _, bucket_dir in list(_bucket_dirs(cache)):
-        trash = os.path.join(root, TMP_DIR, f"{TRASH_PREFIX}{os.urandom(8).hex()}")
+        trash = os.path.join(cache.tmp_dir, f"{TRASH_PREFIX}{os.urandom(8).hex()}")
         try:
             _fs.rename(bucket_dir, trash, policy=cache.fs_policy)
         except FileNotFoundError:
@@ -440,7 +341,7 @@ def clean(cache: Cache) -> CleanReport:
 # --- info ----------------------------------------------------------------------
 
 
-def info(cache: Cache) -> CacheInfo:
+def info(cache: MaintainedCache) -> CacheInfo:
     """See `Cache.info`."""
     buckets = []
     for bucket, version, bucket_dir in _bucket_dirs(cache):
@@ -450,7 +351,7 @@ def info(cache: Cache) -> CacheInfo:
             total += tree_size(path)
         buckets.append(BucketInfo(bucket, version, entries, total))
     temporary_items = temporary_bytes = 0
-    for item in _scan(os.path.join(cache.root, TMP_DIR)):
+    for item in _scan(os.fspath(cache.tmp_dir)):
         if item.name == PARTIAL_DIR:
             for partial in _scan(item.path):
                 temporary_items += 1

@@ -1,18 +1,26 @@
 """The cache: buckets of entries that appear atomically, complete and verified.
 
-Layout under the root (``SUREFETCH_CACHE_DIR``, else the platform's user cache
-directory)::
+This module is `Cache` and its public methods. It runs past 400 lines because
+about half of it is those methods' docstrings and runnable examples; the
+machinery they drive is beside it: `publish` (making an entry visible),
+`maintenance` (verify, prune, clean, info), `lock`, `names` and `layout`.
+
+Layout under the root (`default_root`: ``SUREFETCH_CACHE_DIR``, else a config
+file's ``cache_dir``, else the platform's user cache directory)::
 
     CACHEDIR.TAG                          marks the tree as a cache for backup tools
-    <bucket>-v1/<key[:2]>/<key>/          one entry, made visible by one rename:
+    <bucket>-v<N>/<key[:2]>/<key>/        one entry, made visible by one rename:
         entry.json                        its metadata (EntryMeta)
         file/<filename>                   the payload of a file entry, or
         tree/                             the root of an extracted tree
-    locks/<bucket>-v1~<key>.lock          per-key inter-process locks (never deleted)
+    locks/<bucket>-v<N>~<key>.lock        per-key inter-process locks (never deleted)
     tmp/                                  the temporary area, on the same filesystem:
-        <bucket>-v1~<key>~<random>/       a temporary directory, or an entry being built
-        partial/<bucket>-v1~<key>.part    a resumable partial download
+        <bucket>-v<N>~<key>~<random>/     a temporary directory, or an entry being built
+        partial/<bucket>-v<N>~<key>.part  a resumable partial download
         trash~<random>/                   something being removed
+
+``N`` is the bucket's own layout version (``BUCKET_VERSIONS`` in
+``surefetch._cache.layout``; 1 for every bucket today, so ``downloads-v1``).
 
 Why it is shaped so:
 
@@ -23,7 +31,8 @@ Why it is shaped so:
   them into ``tmp/trash~*``.
 * The payload sits in ``file/`` so that its name can be anything, even
   ``entry.json``, and keeps the name it was downloaded under (a wheel must).
-* ``-v1`` versions the layout: a future format goes to ``-v2`` and old
+* ``-v<N>`` versions each bucket's layout on its own: a future format of one
+  bucket goes to ``-v2`` while the others stay where they are, and old
   versions of surefetch keep working beside it.
 * Keys are lower-case (case-insensitive filesystems would merge ``Ab`` and
   ``ab``), and ``key[:2]`` shards a bucket so no directory grows huge. A
@@ -37,12 +46,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
-import logging
 import os
-import re
 import secrets
-import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -52,8 +57,7 @@ from typing import TYPE_CHECKING
 from surefetch._cache.entry import (
     Entry,
     EntryMeta,
-    payload_path,
-    read_meta,
+    read_entry,
     tree_manifest,
 )
 from surefetch._cache.layout import (
@@ -63,46 +67,38 @@ from surefetch._cache.layout import (
     KIND_FILE,
     KIND_TREE,
     LAYOUT_VERSION as LAYOUT_VERSION,
-    META_NAME,
+    LOCKS_DIR,
+    PARTIAL_DIR,
+    PARTIAL_SUFFIX,
+    TAG_NAME,
+    TMP_DIR,
+    TRASH_PREFIX,
     bucket_dir_name,
     content_key as content_key,
     is_valid_filename,
     normalize_url as normalize_url,
     url_key as url_key,
 )
+from surefetch._cache.names import KEY_PATTERN, check_key
+from surefetch._cache.publish import fsync_file, publish, remove_quietly
 from surefetch._config import MAX_SECONDS
-from surefetch._errors import CacheError, ConfigError, RetriesExhausted
+from surefetch._errors import CacheError, ConfigError
 from surefetch._fs import ops as _fs
 from surefetch._retry.policy import RetryPolicy
 
 if TYPE_CHECKING:
-    from surefetch._cache.maintenance import (
+    from surefetch._cache.reports import (
         CacheInfo,
         CleanReport,
         PruneReport,
         VerifyReport,
     )
 
-logger = logging.getLogger("surefetch")
-
-
-CACHE_DIR_ENV = "SUREFETCH_CACHE_DIR"
-LOCK_TIMEOUT_ENV = "SUREFETCH_LOCK_TIMEOUT"
-LOCKS_DIR = "locks"
-TMP_DIR = "tmp"
-PARTIAL_DIR = "partial"
-TRASH_PREFIX = "trash~"
-PARTIAL_SUFFIX = ".part"
-TAG_NAME = "CACHEDIR.TAG"
 _TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
     "# This file is a cache directory tag created by surefetch.\n"
     "# For information about cache directory tags see https://bford.info/cachedir/\n"
 )
-
-BUCKET_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,39}")
-KEY_PATTERN = re.compile(r"[0-9a-z][0-9a-z_-]{1,127}")
-BUCKET_DIR_PATTERN = re.compile(r"(?P<bucket>[a-z][a-z0-9_-]{0,39})-v(?P<version>[0-9]{1,4})")
 _SEP = os.sep
 
 
@@ -119,67 +115,6 @@ def default_root() -> Path:
     from surefetch._config import CACHE_DIR, resolve
 
     return Path(resolve(CACHE_DIR))
-
-
-def check_key(bucket: str, key: str) -> None:
-    """Raise ValueError unless ``bucket`` and ``key`` are safe, canonical names."""
-    if not isinstance(bucket, str) or not BUCKET_PATTERN.fullmatch(bucket):
-        raise ValueError(
-            f"bucket={bucket!r} is not valid: expected a lower-case name "
-            "of letters, digits, '-' and '_'"
-        )
-    if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
-        raise ValueError(
-            f"key={key!r} is not valid: expected 2 to 128 lower-case letters, digits, "
-            "'-' and '_' (use url_key or content_key)"
-        )
-
-
-def read_entry(entry_dir: str) -> Entry | None:
-    """The entry in ``entry_dir``, or None when there is none or it is broken."""
-    try:
-        meta = read_meta(entry_dir)
-    except ValueError as error:
-        logger.warning(
-            "Ignoring the unreadable cache entry %s (%s); "
-            "`surefetch cache verify --fix` removes it",
-            entry_dir,
-            error,
-        )
-        return None
-    if meta is None:
-        return None
-    payload = payload_path(entry_dir, meta)
-    try:
-        os.lstat(payload)
-    except OSError:
-        logger.warning(
-            "Ignoring the cache entry %s: its payload is missing; "
-            "`surefetch cache verify --fix` removes it",
-            entry_dir,
-        )
-        return None
-    return Entry(Path(payload), meta)
-
-
-def _fsync_file(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # Windows wants a writable handle; the rename still makes the entry whole
-    finally:
-        os.close(fd)
-
-
-def _write_meta(directory: str, meta: EntryMeta) -> None:
-    with open(os.path.join(directory, META_NAME), "wb") as file:
-        file.write(meta.to_json())
-        file.flush()
-        os.fsync(file.fileno())
 
 
 class Cache:
@@ -246,7 +181,27 @@ class Cache:
     def __repr__(self) -> str:
         return f"Cache({self._root!r})"
 
-    # --- paths ------------------------------------------------------------------
+    # --- paths and housekeeping ---------------------------------------------------
+
+    @property
+    def tmp_dir(self) -> Path:
+        """The temporary area, ``<root>/tmp``: on the cache's filesystem, out of readers' sight.
+
+        Example:
+            >>> Cache("/c").tmp_dir.as_posix().endswith("/c/tmp")
+            True
+        """
+        return Path(self._tmp)
+
+    @property
+    def locks_dir(self) -> Path:
+        """Where the per-key lock files are, ``<root>/locks``.
+
+        Example:
+            >>> Cache("/c").locks_dir.name
+            'locks'
+        """
+        return Path(self._locks)
 
     def _entry_dir(self, bucket: str, key: str) -> str:
         bucket_dir = self._bucket_dirs.get(bucket)
@@ -258,8 +213,19 @@ class Cache:
     def _lock_path(self, bucket: str, key: str) -> str:
         return os.path.join(self._locks, f"{bucket_dir_name(bucket)}~{key}.lock")
 
-    def _prepare(self) -> None:
-        """Create the temporary area, the lock directory and the cache tag, once."""
+    def prepare(self) -> None:
+        """Create the temporary area, the lock directory and the cache tag, once.
+
+        Everything that writes calls it first; a directory that cannot be
+        written raises `ConfigError`.
+
+        Example:
+            >>> import tempfile
+            >>> cache = Cache(tempfile.mkdtemp())
+            >>> cache.prepare()
+            >>> sorted(p.name for p in cache.root.iterdir())
+            ['CACHEDIR.TAG', 'locks', 'tmp']
+        """
         if self._prepared:
             return
         try:
@@ -276,28 +242,40 @@ class Cache:
         self._prepared = True
 
     def _new_temp(self, bucket: str, key: str) -> str:
-        self._prepare()
+        self.prepare()
         return tempfile.mkdtemp(dir=self._tmp, prefix=f"{bucket_dir_name(bucket)}~{key}~")
 
-    def _remove_quietly(self, path: str) -> None:
+    @contextlib.contextmanager
+    def _staging(self, bucket: str, key: str) -> Iterator[str]:
+        """A new temporary directory of ``key``, removed on exit if still there."""
+        path = self._new_temp(bucket, key)
         try:
-            _fs.remove_tree(path, policy=self.fs_policy)
-        except (OSError, RetriesExhausted) as error:
-            logger.warning("Could not remove %s (prune will): %s", path, error)
+            yield path
+        finally:
+            if os.path.lexists(path):
+                remove_quietly(path, policy=self.fs_policy)
 
-    def _discard(self, path: str | os.PathLike[str]) -> bool:
+    def discard(self, path: str | os.PathLike[str]) -> bool:
         """Make ``path`` vanish at once (rename it into trash), then delete it.
 
+        ``path`` must be on the cache's filesystem (an entry, a temporary).
         False when ``path`` did not exist. A deletion that fails after the
         rename is left for `prune`: the trash is out of every reader's sight.
+
+        Example:
+            >>> import tempfile
+            >>> cache = Cache(tempfile.mkdtemp())
+            >>> with cache.temp_dir(BUCKET_DOWNLOADS, "ab" * 16) as work:
+            ...     cache.discard(work), work.exists()
+            (True, False)
         """
-        self._prepare()
+        self.prepare()
         trash = os.path.join(self._tmp, f"{TRASH_PREFIX}{secrets.token_hex(8)}")
         try:
             _fs.rename(path, trash, policy=self.fs_policy)
         except FileNotFoundError:
             return False
-        self._remove_quietly(trash)
+        remove_quietly(trash, policy=self.fs_policy)
         return True
 
     # --- the interface of the fetch layer ----------------------------------------
@@ -331,7 +309,7 @@ class Cache:
         entry_dir = self._entry_dir(bucket, key)
         if not os.path.lexists(entry_dir):
             return False
-        return self._discard(entry_dir)
+        return self.discard(entry_dir)
 
     def lock(
         self, bucket: str, key: str, *, timeout: float | None = None
@@ -354,7 +332,7 @@ class Cache:
             timeout = self.lock_timeout
         elif not 0 <= timeout <= MAX_SECONDS:
             raise ValueError(f"timeout={timeout!r} is not valid: expected seconds >= 0")
-        self._prepare()
+        self.prepare()
         from surefetch._cache.lock import hold  # filelock is imported only by writers
 
         return hold(self._lock_path(bucket, key), timeout=timeout, what=f"{bucket} entry {key}")
@@ -372,7 +350,7 @@ class Cache:
             'downloads-v1~abababababababababababababababab.part'
         """
         check_key(bucket, key)
-        self._prepare()
+        self.prepare()
         name = f"{bucket_dir_name(bucket)}~{key}{PARTIAL_SUFFIX}"
         return Path(self._tmp, PARTIAL_DIR, name)
 
@@ -392,12 +370,8 @@ class Cache:
             True
         """
         check_key(bucket, key)
-        path = self._new_temp(bucket, key)
-        try:
+        with self._staging(bucket, key) as path:
             yield Path(path)
-        finally:
-            if os.path.lexists(path):
-                self._remove_quietly(path)
 
     def commit_file(
         self,
@@ -443,16 +417,13 @@ class Cache:
         meta = dataclasses.replace(
             meta, kind=KIND_FILE, filename=filename, files=None, manifest=None
         )
-        _fsync_file(src)
-        staging = self._new_temp(bucket, key)
-        try:
+        fsync_file(src)
+        with self._staging(bucket, key) as staging:
             os.mkdir(os.path.join(staging, KIND_FILE))
-            return self._publish(
-                src, os.path.join(staging, KIND_FILE, filename), staging, entry_dir, meta
+            payload = os.path.join(staging, KIND_FILE, filename)
+            return publish(
+                src, payload, staging, entry_dir, meta, policy=self.fs_policy, discard=self.discard
             )
-        finally:
-            if os.path.lexists(staging):
-                self._remove_quietly(staging)
 
     def commit_dir(
         self, bucket: str, key: str, source: str | os.PathLike[str], *, meta: EntryMeta
@@ -482,65 +453,11 @@ class Cache:
         meta = dataclasses.replace(
             meta, kind=KIND_TREE, filename=None, files=files, manifest=manifest
         )
-        staging = self._new_temp(bucket, key)
-        try:
-            return self._publish(src, os.path.join(staging, KIND_TREE), staging, entry_dir, meta)
-        finally:
-            if os.path.lexists(staging):
-                self._remove_quietly(staging)
-
-    def _publish(
-        self, source: str, payload: str, staging: str, entry_dir: str, meta: EntryMeta
-    ) -> Entry:
-        """Put ``source`` at ``payload`` in ``staging``, then ``staging`` at ``entry_dir``."""
-        self._move(source, payload)
-        try:
-            _write_meta(staging, meta)
-            return self._persist(staging, entry_dir, meta)
-        except BaseException:
-            # Give the caller its (possibly large) download back rather than delete it.
-            if os.path.lexists(payload) and not os.path.lexists(source):
-                with contextlib.suppress(OSError):
-                    os.rename(payload, source)
-            raise
-
-    def _move(self, source: str, target: str) -> None:
-        try:
-            _fs.rename(source, target, policy=self.fs_policy)
-        except OSError as error:
-            if error.errno != errno.EXDEV:
-                raise
-            # The source is on another filesystem: copy it into the temporary
-            # area (still invisible to readers), then drop the original.
-            if os.path.isdir(source):
-                shutil.copytree(source, target, symlinks=True)
-            else:
-                shutil.copy2(source, target)
-            self._remove_quietly(source)
-
-    def _persist(self, staging: str, entry_dir: str, meta: EntryMeta) -> Entry:
-        for _ in range(3):
-            if os.path.lexists(entry_dir) and read_entry(entry_dir) is None:
-                # A broken entry would block this key for ever; ours replaces it.
-                self._discard(entry_dir)
-            parent = os.path.dirname(entry_dir)
-            os.makedirs(parent, exist_ok=True)
-            try:
-                placed = _fs.persist_dir(staging, entry_dir, policy=self.fs_policy)
-            except FileNotFoundError:
-                if os.path.isdir(staging) and not os.path.isdir(parent):
-                    continue  # `clean` took the bucket away meanwhile: make it again
-                raise
-            if placed:
-                _fs.fsync_dir(parent)
-                return Entry(Path(payload_path(entry_dir, meta)), meta)
-            theirs = read_entry(entry_dir)
-            if theirs is None:
-                raise CacheError(
-                    f"Another process committed {entry_dir} and it vanished at once; try again"
-                )
-            return theirs
-        raise CacheError(f"Cannot commit {entry_dir}: its bucket keeps disappearing")
+        with self._staging(bucket, key) as staging:
+            payload = os.path.join(staging, KIND_TREE)
+            return publish(
+                src, payload, staging, entry_dir, meta, policy=self.fs_policy, discard=self.discard
+            )
 
     # --- maintenance ------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 A cache hit must start about as fast as Python itself, so this module
 recognises the common forms of ``fetch`` by hand and looks the entry up with
-`_cache_layout` alone: no argparse, no asyncio, no HTTP stack, no progress
+`surefetch._cache.layout` alone: no argparse, no asyncio, no HTTP stack, no progress
 bar. Anything it does not fully understand (an unknown flag, ``-o``,
 ``--extract``, ``--json``, a setting it would have to validate and cannot,
 a miss) returns None, and the full command line takes over and gives the

@@ -1,0 +1,146 @@
+"""Publishing an entry: a complete file or tree becomes visible in its bucket by one rename.
+
+`Cache.commit_file` and `Cache.commit_dir` check what they are given, then
+hand it here with a staging directory in the temporary area: the payload is
+moved into it beside a fresh ``entry.json`` (copied when it is on another
+filesystem), and the staging directory is renamed onto the entry's place in
+one step. A broken entry in the way is discarded; a concurrent writer's sound
+entry is kept and returned; on failure the caller's source is put back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from surefetch._cache.entry import Entry, EntryMeta, payload_path, read_entry
+from surefetch._cache.layout import META_NAME
+from surefetch._errors import CacheError, RetriesExhausted
+from surefetch._fs import ops as _fs
+
+if TYPE_CHECKING:
+    from surefetch._retry.policy import RetryPolicy
+
+logger = logging.getLogger("surefetch")
+
+
+def publish(
+    source: str,
+    payload: str,
+    staging: str,
+    entry_dir: str,
+    meta: EntryMeta,
+    *,
+    policy: RetryPolicy | None,
+    discard: Callable[[str], object],
+) -> Entry:
+    """Put ``source`` at ``payload`` in ``staging``, then ``staging`` at ``entry_dir``.
+
+    The entry that holds ``entry_dir`` afterwards is returned: ours, or a
+    concurrent writer's. ``discard`` takes a broken entry out of the way.
+
+    Example:
+        >>> import hashlib, pathlib, tempfile
+        >>> root = pathlib.Path(tempfile.mkdtemp())
+        >>> (root / "staging" / "file").mkdir(parents=True)
+        >>> _ = (root / "a.txt").write_bytes(b"a")
+        >>> meta = EntryMeta(url="https://h/a.txt", size=1, sha256=hashlib.sha256(b"a").hexdigest(),
+        ...                  created=0.0, filename="a.txt")
+        >>> entry = publish(str(root / "a.txt"), str(root / "staging" / "file" / "a.txt"),
+        ...                 str(root / "staging"), str(root / "entry"), meta,
+        ...                 policy=None, discard=print)
+        >>> entry.path == root / "entry" / "file" / "a.txt", entry.path.read_bytes()
+        (True, b'a')
+    """
+    _move(source, payload, policy=policy)
+    try:
+        _write_meta(staging, meta)
+        return _persist(staging, entry_dir, meta, policy=policy, discard=discard)
+    except BaseException:
+        # Give the caller its (possibly large) download back rather than delete it.
+        if os.path.lexists(payload) and not os.path.lexists(source):
+            with contextlib.suppress(OSError):
+                os.rename(payload, source)
+        raise
+
+
+def fsync_file(path: str) -> None:
+    """Flush the file at ``path`` to disk, as far as the platform lets a reader do it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # Windows wants a writable handle; the rename still makes the entry whole
+    finally:
+        os.close(fd)
+
+
+def remove_quietly(path: str, *, policy: RetryPolicy | None) -> None:
+    """Remove ``path``, logging a failure instead of raising it: `prune` finishes the job."""
+    try:
+        _fs.remove_tree(path, policy=policy)
+    except (OSError, RetriesExhausted) as error:
+        logger.warning("Could not remove %s (prune will): %s", path, error)
+
+
+def _write_meta(directory: str, meta: EntryMeta) -> None:
+    with open(os.path.join(directory, META_NAME), "wb") as file:
+        file.write(meta.to_json())
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def _move(source: str, target: str, *, policy: RetryPolicy | None) -> None:
+    try:
+        _fs.rename(source, target, policy=policy)
+    except OSError as error:
+        if error.errno != errno.EXDEV:
+            raise
+        # The source is on another filesystem: copy it into the temporary
+        # area (still invisible to readers), then drop the original.
+        if os.path.isdir(source):
+            shutil.copytree(source, target, symlinks=True)
+        else:
+            shutil.copy2(source, target)
+        remove_quietly(source, policy=policy)
+
+
+def _persist(
+    staging: str,
+    entry_dir: str,
+    meta: EntryMeta,
+    *,
+    policy: RetryPolicy | None,
+    discard: Callable[[str], object],
+) -> Entry:
+    for _ in range(3):
+        if os.path.lexists(entry_dir) and read_entry(entry_dir) is None:
+            # A broken entry would block this key for ever; ours replaces it.
+            discard(entry_dir)
+        parent = os.path.dirname(entry_dir)
+        os.makedirs(parent, exist_ok=True)
+        try:
+            placed = _fs.persist_dir(staging, entry_dir, policy=policy)
+        except FileNotFoundError:
+            if os.path.isdir(staging) and not os.path.isdir(parent):
+                continue  # `clean` took the bucket away meanwhile: make it again
+            raise
+        if placed:
+            _fs.fsync_dir(parent)
+            return Entry(Path(payload_path(entry_dir, meta)), meta)
+        theirs = read_entry(entry_dir)
+        if theirs is None:
+            raise CacheError(
+                f"Another process committed {entry_dir} and it vanished at once; try again"
+            )
+        return theirs
+    raise CacheError(f"Cannot commit {entry_dir}: its bucket keeps disappearing")
