@@ -80,11 +80,8 @@ from surefetch._cache.layout import (
     url_key as url_key,
 )
 from surefetch._cache.names import KEY_PATTERN, check_key
-from surefetch._cache.publish import fsync_file, publish, remove_quietly
 from surefetch._config import MAX_SECONDS
 from surefetch._errors import CacheError, ConfigError
-from surefetch._fs import ops as _fs
-from surefetch._retry.policy import RetryPolicy
 
 if TYPE_CHECKING:
     from surefetch._cache.reports import (
@@ -93,6 +90,7 @@ if TYPE_CHECKING:
         PruneReport,
         VerifyReport,
     )
+    from surefetch._retry.policy import RetryPolicy
 
 _TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
@@ -233,6 +231,8 @@ class Cache:
             os.makedirs(self._locks, exist_ok=True)
             tag = os.path.join(self._root, TAG_NAME)
             if not os.path.exists(tag):
+                from surefetch._fs import ops as _fs  # writers only: a lookup needs none of it
+
                 _fs.write_atomic(tag, _TAG, policy=self.fs_policy)
         except OSError as error:
             # A cache directory that cannot be written is a setting to fix,
@@ -253,6 +253,8 @@ class Cache:
             yield path
         finally:
             if os.path.lexists(path):
+                from surefetch._cache.publish import remove_quietly
+
                 remove_quietly(path, policy=self.fs_policy)
 
     def discard(self, path: str | os.PathLike[str]) -> bool:
@@ -270,6 +272,9 @@ class Cache:
             (True, False)
         """
         self.prepare()
+        from surefetch._cache.publish import remove_quietly
+        from surefetch._fs import ops as _fs
+
         trash = os.path.join(self._tmp, f"{TRASH_PREFIX}{secrets.token_hex(8)}")
         try:
             _fs.rename(path, trash, policy=self.fs_policy)
@@ -417,6 +422,8 @@ class Cache:
         meta = dataclasses.replace(
             meta, kind=KIND_FILE, filename=filename, files=None, manifest=None
         )
+        from surefetch._cache.publish import fsync_file, publish
+
         fsync_file(src)
         with self._staging(bucket, key) as staging:
             os.mkdir(os.path.join(staging, KIND_FILE))
@@ -447,6 +454,8 @@ class Cache:
             >>> (entry.path / "README").read_text(), entry.meta.files
             ('hi', 1)
         """
+        from surefetch._cache.publish import publish
+
         entry_dir = self._entry_dir(bucket, key)
         src = os.fspath(source)
         manifest, files, _ = tree_manifest(src)
