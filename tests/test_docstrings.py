@@ -100,7 +100,7 @@ MODULES = _module_names()
 
 
 def test_the_walk_finds_the_modules() -> None:
-    assert {"surefetch._retry.loops", "surefetch.testing._chaos", "surefetch._extract._tar"} <= set(
+    assert {"surefetch._retry.loops", "surefetch.testing._chaos", "surefetch._extract.tar"} <= set(
         MODULES
     )
 

@@ -21,18 +21,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from surefetch._errors import ExtractError
-from surefetch._extract._formats import HEAD_SIZE, ArchiveFormat, decompressed, detect_format
-from surefetch._extract._growing import GrowingFileReader, Readable, StreamRewoundError
-from surefetch._extract._limits import (
+from surefetch._extract.formats import HEAD_SIZE, ArchiveFormat, decompressed, detect_format
+from surefetch._extract.growing import GrowingFileReader, Readable, StreamRewoundError
+from surefetch._extract.limits import (
     CountingReader,
     ExpansionMeter,
     ExtractLimits,
     ExtractResult,
     MeteredReader,
 )
-from surefetch._extract._tar import extract_tar
-from surefetch._extract._writer import SafeTree
-from surefetch._extract._zip import extract_zip
+from surefetch._extract.tar import extract_tar
+from surefetch._extract.writer import SafeTree
+from surefetch._extract.zip import extract_zip
 
 DEFAULT_LIMITS = ExtractLimits()
 

@@ -23,7 +23,7 @@ from surefetch._url import redact_url
 
 if TYPE_CHECKING:
     from surefetch._cache.store import Cache
-    from surefetch._extract._limits import ExtractLimits
+    from surefetch._extract.limits import ExtractLimits
     from surefetch._http.stats import ProgressCallback
     from surefetch._retry.policy import RetryPolicy
 

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from surefetch._cache.store import Cache
-    from surefetch._extract._limits import ExtractLimits
+    from surefetch._extract.limits import ExtractLimits
     from surefetch._http.host_budget import HostRetryBudget
     from surefetch._http.session import Sessions
     from surefetch._http.stats import ProgressCallback

@@ -22,7 +22,6 @@ import itertools
 from pathlib import Path
 
 from surefetch._errors import ExtractError
-from surefetch._extract._formats import HEAD_SIZE
 from surefetch._extract.archive import (
     ArchiveFormat,
     ExtractLimits,
@@ -33,6 +32,7 @@ from surefetch._extract.archive import (
     extract_file,
     extract_stream,
 )
+from surefetch._extract.formats import HEAD_SIZE
 from surefetch._fetch.mirrors import download_any, scrubbing
 from surefetch._fetch.options import Options
 from surefetch._fetch.request import Resolved

@@ -17,7 +17,7 @@ from surefetch._fetch.request import FetchRequest, cached_result, open_cache, re
 
 if TYPE_CHECKING:
     from surefetch._cache.store import Cache
-    from surefetch._extract._limits import ExtractLimits
+    from surefetch._extract.limits import ExtractLimits
     from surefetch._http.stats import ProgressCallback
     from surefetch._retry.policy import RetryPolicy
 

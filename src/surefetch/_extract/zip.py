@@ -9,8 +9,8 @@ import zipfile
 from pathlib import Path
 from typing import cast
 
-from surefetch._extract._limits import ExpansionMeter, MeteredMember, ReadableInto
-from surefetch._extract._writer import SafeTree
+from surefetch._extract.limits import ExpansionMeter, MeteredMember, ReadableInto
+from surefetch._extract.writer import SafeTree
 
 _MAX_LINK_TARGET = 4096
 _DEFAULT_MODE = 0o644
@@ -25,7 +25,7 @@ def extract_zip(path: Path, tree: SafeTree, meter: ExpansionMeter) -> None:
 
     Example:
         >>> import io, tempfile
-        >>> from surefetch._extract._limits import ExtractLimits
+        >>> from surefetch._extract.limits import ExtractLimits
         >>> work = Path(tempfile.mkdtemp())
         >>> with zipfile.ZipFile(work / "a.zip", "w") as z:
         ...     z.writestr("a.txt", "hi")

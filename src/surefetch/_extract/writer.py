@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from surefetch._errors import UnsafeArchiveError
-from surefetch._extract._limits import ExtractLimits, ExtractResult, ReadableInto
+from surefetch._extract.limits import ExtractLimits, ExtractResult, ReadableInto
 
 COPY_BUFFER_SIZE = 1 << 20
 

@@ -11,7 +11,7 @@ from typing import IO, cast
 import zstandard
 
 from surefetch._errors import ExtractError
-from surefetch._extract._growing import Readable
+from surefetch._extract.growing import Readable
 
 _ZSTD_READ_SIZE = 1 << 20
 # A zstd frame can expand about 32,000 times (run-length blocks), and its

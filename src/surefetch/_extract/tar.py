@@ -5,9 +5,9 @@ from __future__ import annotations
 import tarfile
 from typing import IO, TypeVar, cast
 
-from surefetch._extract._growing import Readable
-from surefetch._extract._limits import ReadableInto
-from surefetch._extract._writer import SafeTree
+from surefetch._extract.growing import Readable
+from surefetch._extract.limits import ReadableInto
+from surefetch._extract.writer import SafeTree
 
 # tarfile keeps a buffer that it slices after every header: a small one keeps
 # that cheap for archives of many small files, and member data is read in
@@ -43,7 +43,7 @@ def extract_tar(stream: Readable, tree: SafeTree) -> None:
     Example:
         >>> import io, tempfile
         >>> from pathlib import Path
-        >>> from surefetch._extract._limits import ExtractLimits
+        >>> from surefetch._extract.limits import ExtractLimits
         >>> buffer = io.BytesIO()
         >>> tarfile.open(fileobj=buffer, mode="w").close()
         >>> tree = SafeTree(Path(tempfile.mkdtemp()), archive="empty.tar", limits=ExtractLimits())

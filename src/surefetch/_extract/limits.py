@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NoReturn, Protocol
 
-from surefetch._extract._growing import Readable
+from surefetch._extract.growing import Readable
 
 MiB = 1 << 20
 GiB = 1 << 30
