@@ -3,6 +3,7 @@
 Run by hand (``pip install -e ".[bench]"`` first):
 
     python benchmarks/retry_overhead.py
+    python benchmarks/retry_overhead.py --compare /path/to/other/python   # before/after
 
 Each decorator wraps the same trivial function; the figure is the median over
 several timeit repeats of the time per call, minus the undecorated call's.
@@ -11,7 +12,10 @@ Target (issue 2): surefetch adds at most 0.5 µs per successful call.
 
 from __future__ import annotations
 
+import argparse
+import json
 import statistics
+import subprocess
 import sys
 import timeit
 from collections.abc import Callable
@@ -58,7 +62,42 @@ def per_call_us(fn: Callable[[int], int]) -> list[float]:
     return [t / NUMBER * 1e6 for t in timer.repeat(repeat=REPEATS, number=NUMBER)]
 
 
+def compare(other: str) -> int:
+    """surefetch.retry() here and in another interpreter's install, interleaved by process."""
+    pythons = {"this checkout": sys.executable, "compared": other}
+    samples: dict[str, list[float]] = {name: [] for name in pythons}
+    for _ in range(5):
+        for name, python in pythons.items():
+            done = subprocess.run(
+                [python, __file__, "--worker"], capture_output=True, text=True, check=True
+            )
+            samples[name].extend(json.loads(done.stdout))
+    print(f"Python {sys.version.split()[0]}, 5 processes x {REPEATS} repeats x {NUMBER:,} calls")
+    print()
+    print("| surefetch.retry() | added per call (µs, median) |")
+    print("|---|---:|")
+    for name, values in samples.items():
+        print(f"| {name} | {statistics.median(values):.3f} |")
+    return 0
+
+
+def worker() -> int:
+    """Print the added cost per call of each repeat, for `compare`."""
+    ours, base = surefetch.retry()(plain), plain
+    added = [a - b for a, b in zip(per_call_us(ours), per_call_us(base), strict=True)]
+    print(json.dumps(added))
+    return 0
+
+
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--compare", metavar="PYTHON", help="another interpreter to compare with")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker()
+    if args.compare:
+        return compare(args.compare)
     candidates = build()
     # Interleave the repeats so that drift on a noisy machine hits all alike.
     samples: dict[str, list[float]] = {name: [] for name in candidates}

@@ -28,10 +28,10 @@ import time
 from pathlib import Path
 
 
-def console_script() -> list[str]:
-    """The installed ``surefetch`` command, as a user would run it."""
-    found = shutil.which("surefetch", path=str(Path(sys.executable).parent))
-    return [found] if found else [sys.executable, "-m", "surefetch"]
+def console_script(python: str = sys.executable) -> list[str]:
+    """The ``surefetch`` command installed beside ``python``, as a user would run it."""
+    found = shutil.which("surefetch", path=str(Path(python).parent))
+    return [found] if found else [python, "-m", "surefetch"]
 
 
 def timed(command: list[str], env: dict[str, str], cwd: Path) -> float:
@@ -43,6 +43,12 @@ def timed(command: list[str], env: dict[str, str], cwd: Path) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument(
+        "--compare",
+        metavar="PYTHON",
+        help="also time the surefetch installed for this interpreter (say, the last release), "
+        "interleaved with this one: a before/after table from one run",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="surefetch-startup-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUREFETCH_")}
@@ -79,6 +85,15 @@ def main() -> int:
         "same, in a project with [tool.surefetch]": ([*surefetch, "fetch", url], project),
         "python -c 'import surefetch'": ([sys.executable, "-c", "import surefetch"], plain),
     }
+    if args.compare:
+        other = console_script(args.compare)
+        for name, (command, cwd) in list(cases.items()):
+            if command[: len(surefetch)] == surefetch:
+                cases[f"{name} [compared]"] = ([*other, *command[len(surefetch) :]], cwd)
+        cases["python -c 'import surefetch' [compared]"] = (
+            [args.compare, "-c", "import surefetch"],
+            plain,
+        )
     samples: dict[str, list[float]] = {name: [] for name in cases}
     for command, cwd in cases.values():
         timed(command, env, cwd)  # warm the page cache
