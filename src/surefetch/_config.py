@@ -355,16 +355,6 @@ SETTINGS: tuple[Setting[Any], ...] = (
 BY_NAME: Mapping[str, Setting[Any]] = {setting.name: setting for setting in SETTINGS}
 
 
-def get_setting(name: str) -> Setting[Any]:
-    """The setting called ``name``; `KeyError` for an unknown name (a programming error).
-
-    Example:
-        >>> get_setting("http_retries").env
-        'SUREFETCH_HTTP_RETRIES'
-    """
-    return BY_NAME[name]
-
-
 # --- config files ------------------------------------------------------------------------
 
 

@@ -56,7 +56,6 @@ async def download_attempt(
         )
         if reply is Reply.RANGE_REFUSED:
             partial.restart()
-            stats.restarts += 1
             raise TransientDownloadError(
                 f"Server refused the range {headers['Range']} of {url.redacted}; restarting"
             )
@@ -69,7 +68,6 @@ async def download_attempt(
             )
         if reply is Reply.DOES_NOT_CONTINUE:
             partial.restart()
-            stats.restarts += 1
             raise TransientDownloadError(
                 f"Server answered the range request for {url.redacted} with "
                 f"Content-Range {content_range!r}, which does not continue the "
@@ -81,7 +79,6 @@ async def download_attempt(
         else:
             if partial.size:
                 logger.info("Restarting %s from zero: the server sent the whole file", url.redacted)
-                stats.restarts += 1
                 partial.restart()
             partial.set_validator(
                 Validator(
@@ -92,7 +89,7 @@ async def download_attempt(
                 )
             )
         total = partial.validator.total if partial.validator else None
-        await stream_body(response, partial, stats, total, progress)
+        await stream_body(response, partial, total, progress)
         if total is not None and partial.size != total:
             raise TransientDownloadError(
                 f"Body of {url.redacted} ended at byte {partial.size} of {total}"

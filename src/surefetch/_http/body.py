@@ -10,7 +10,7 @@ from pathlib import Path
 
 from surefetch._http.aiohttp_support import salvage_buffered
 from surefetch._http.partial import SMALL_BODY, PartialFile
-from surefetch._http.stats import DownloadStats, ProgressCallback
+from surefetch._http.stats import ProgressCallback
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -31,7 +31,6 @@ _WRITEBACK_EVERY = 64 << 20
 async def stream_body(
     response: aiohttp.ClientResponse,
     partial: PartialFile,
-    stats: DownloadStats,
     total: int | None,
     progress: ProgressCallback | None,
 ) -> None:
@@ -47,7 +46,7 @@ async def stream_body(
     them.
     """
     if total is not None and total - partial.size <= SMALL_BODY:
-        await _stream_small_body(response, partial, stats, total, progress)
+        await _stream_small_body(response, partial, total, progress)
         return
     loop = asyncio.get_running_loop()
     writer = _Writer(partial)
@@ -61,7 +60,6 @@ async def stream_body(
                     # written before the bytes _salvage takes after it.
                     pending.append(loop.run_in_executor(pool, writer.write, chunk, received))
                     received += len(chunk)
-                    stats.bytes_received += len(chunk)
                     if len(pending) > _IN_FLIGHT:
                         # Shielded: cancelling a queued write would leave a gap.
                         await asyncio.shield(pending.popleft())
@@ -71,7 +69,6 @@ async def stream_body(
                 await _drain(pending)
                 rest = salvage_buffered(response.content, received, total)
                 if rest:
-                    stats.bytes_received += len(rest)
                     await asyncio.shield(loop.run_in_executor(pool, writer.write, rest, received))
                 raise
             finally:
@@ -88,7 +85,6 @@ async def stream_body(
 async def _stream_small_body(
     response: aiohttp.ClientResponse,
     partial: PartialFile,
-    stats: DownloadStats,
     total: int | None,
     progress: ProgressCallback | None,
 ) -> None:
@@ -97,11 +93,9 @@ async def _stream_small_body(
         try:
             async for chunk in response.content.iter_chunked(CHUNK_SIZE):
                 partial.append(chunk)
-                stats.bytes_received += len(chunk)
         except Exception:
             rest = salvage_buffered(response.content, partial.size, total)
             if rest:
-                stats.bytes_received += len(rest)
                 partial.append(rest)
             raise
     finally:

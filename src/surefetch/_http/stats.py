@@ -12,8 +12,6 @@ class DownloadStats:
 
     attempts: int = 0
     resumed_bytes: int = 0
-    restarts: int = 0
-    bytes_received: int = 0
     urls_tried: list[str] = field(default_factory=list)
 
 
