@@ -1,13 +1,60 @@
-"""Shared test setup: keep the developer's own configuration out of the suite."""
+"""Shared test setup: keep the developer's own configuration out of the suite, and
+keep each test's changes to process-wide state out of the tests that follow."""
 
 from __future__ import annotations
 
+import importlib
+import logging
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 from surefetch import _config
+
+# Module-level switches and registries that code under test changes for a
+# while (and a failing test may leave changed): (module, attribute). Every
+# one must exist, so that a rename shows here rather than as a guard that
+# quietly guards nothing.
+_GLOBALS = [
+    ("surefetch._retry.budget", "_no_wait_depth"),  # testing.no_wait / enter_no_wait
+    ("surefetch._retry.events", "_hooks"),  # add_retry_hook
+    ("surefetch._fs.faults", "hooks"),  # testing.inject_fs_faults
+]
+
+
+def _guarded() -> list[tuple[ModuleType, str]]:
+    found: list[tuple[ModuleType, str]] = []
+    for name, attribute in _GLOBALS:
+        module = importlib.import_module(name)
+        assert hasattr(module, attribute), f"conftest: {name}.{attribute} is gone; update _GLOBALS"
+        found.append((module, attribute))
+    return found
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_global_state() -> Iterator[None]:
+    """Restore what a test could leave changed for the rest of the run: the
+    ``surefetch`` logger (handlers, filters, level, propagation), the no-wait
+    switch, the retry hooks, the filesystem fault hooks and the config files
+    read so far."""
+    logger = logging.getLogger("surefetch")
+    handlers, filters = list(logger.handlers), list(logger.filters)
+    level, propagate, disabled = logger.level, logger.propagate, logger.disabled
+    saved = [(module, attribute, getattr(module, attribute)) for module, attribute in _guarded()]
+    _config.clear_cache()
+    try:
+        yield
+    finally:
+        logger.handlers[:] = handlers
+        logger.filters[:] = filters
+        logger.setLevel(level)
+        logger.propagate = propagate
+        logger.disabled = disabled
+        for module, attribute, value in saved:
+            setattr(module, attribute, value)
+        _config.clear_cache()
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, assume, event, given, settings, strategies a
 import surefetch
 from surefetch import ConfigError, _config
 from surefetch._cli import main as _cli
-from surefetch._cli.config import add_config_parser
+from surefetch._cli.config import add_parser as add_config_parser
 from surefetch._config import (
     CACHE_DIR,
     CONCURRENCY,

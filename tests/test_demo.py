@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from surefetch._cli.demo_run import run_demo
+from surefetch._cli.demo import run_demo
 from surefetch._cli.main import main
 from surefetch.testing import no_wait
 

@@ -18,7 +18,13 @@ from surefetch.testing import ChaosServer
 
 HEAVY = ("asyncio", "aiohttp", "rich", "argparse", "filelock", "zstandard", "tarfile", "ssl")
 
-VERSION = {"surefetch", "surefetch._cli", "surefetch._cli.main", "surefetch._version"}
+VERSION = {
+    "surefetch",
+    "surefetch._cli",
+    "surefetch._cli.main",
+    "surefetch._cli.exit_codes",
+    "surefetch._version",
+}
 IMPORT = {"surefetch", "surefetch._version"}
 CLI_HIT = VERSION | {
     "surefetch._cli.hit",

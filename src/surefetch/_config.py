@@ -69,23 +69,68 @@ T = TypeVar("T")
 MAX_RETRIES = 100
 
 
-def parse_whole_number(name: str, raw: str, *, minimum: int, maximum: int) -> int:
-    """Parse ``raw`` as a whole number in [minimum, maximum] or raise `ConfigError`.
+# The most digits a whole number may have, leading zeros included: int() of a
+# long string is slow, and past 4300 digits it raises ValueError.
+_MAX_DIGITS = 30
+
+
+def whole_number(value: object, *, minimum: int, maximum: int) -> int | None:
+    """``value`` as a whole number from ``minimum`` to ``maximum``, or None if it is not one.
+
+    The one check of whole numbers, wherever they come from: a string (a
+    flag, a variable; white space around it and a sign are allowed, digits
+    of other scripts are not) or an int from a config file (not a bool).
+    `parse_whole_number` and the settings' converters word the error.
+
+    Example:
+        >>> whole_number(" +5 ", minimum=0, maximum=100)
+        5
+        >>> whole_number("101", minimum=0, maximum=100) is None
+        True
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        digits = text[1:] if text[:1] in ("+", "-") else text
+        # isascii: str.isdigit accepts other scripts' digits, like '٣'.
+        if not (digits.isascii() and digits.isdigit()) or len(digits) > _MAX_DIGITS:
+            return None
+        number = int(text)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        return None
+    return number if minimum <= number <= maximum else None
+
+
+def allowed_whole_number(minimum: int, maximum: int) -> str:
+    """What an error about a whole number says is allowed.
+
+    Example:
+        >>> allowed_whole_number(0, 100)
+        'expected a whole number from 0 to 100'
+    """
+    return f"expected a whole number from {minimum} to {maximum}"
+
+
+def parse_whole_number(name: str, raw: object, *, minimum: int, maximum: int) -> int:
+    """Parse ``raw`` (see `whole_number`) in [minimum, maximum] or raise `ConfigError`.
+
+    ``name`` is the flag or variable that the error names.
 
     Example:
         >>> parse_whole_number("SUREFETCH_HTTP_RETRIES", " 5 ", minimum=0, maximum=100)
         5
+        >>> try:
+        ...     parse_whole_number("--retries", "-3", minimum=0, maximum=100)
+        ... except ConfigError as error:
+        ...     print(error)
+        --retries='-3' is not valid: expected a whole number from 0 to 100
     """
-    text = raw.strip()
-    allowed = f"expected a whole number from {minimum} to {maximum}"
-    digits = text[1:] if text[:1] in ("+", "-") else text
-    # At most 18 digits: int() of a huge string is slow and can raise ValueError.
-    if not digits.isdigit() or not digits.isascii() or len(digits) > 18:
-        raise ConfigError(f"{name}={raw!r} is not valid: {allowed}")
-    value = int(text)
-    if not minimum <= value <= maximum:
-        raise ConfigError(f"{name}={raw!r} is not valid: {allowed}")
-    return value
+    number = whole_number(raw, minimum=minimum, maximum=maximum)
+    if number is None:
+        allowed = allowed_whole_number(minimum, maximum)
+        raise ConfigError(f"{name}={_shown(raw)} is not valid: {allowed}")
+    return number
 
 
 DEFAULT_LOCK_TIMEOUT = 600.0
@@ -177,19 +222,8 @@ def _shown(value: object) -> str:
 
 def _whole_number(minimum: int, maximum: int) -> Callable[[object], int]:
     def convert(value: object) -> int:
-        if isinstance(value, str):
-            text = value.strip()
-            digits = text[1:] if text[:1] in ("+", "-") else text
-            # isascii: str.isdigit accepts other scripts' digits, like '٣'.
-            # The length cap keeps int() away from its 4300-digit limit error.
-            if not (digits.isascii() and digits.isdigit()) or len(digits) > 30:
-                raise _Rejected
-            number = int(text)
-        elif isinstance(value, int) and not isinstance(value, bool):
-            number = value
-        else:
-            raise _Rejected
-        if not minimum <= number <= maximum:
+        number = whole_number(value, minimum=minimum, maximum=maximum)
+        if number is None:
             raise _Rejected
         return number
 
@@ -270,7 +304,7 @@ HTTP_RETRIES: Setting[int] = Setting(
     env="SUREFETCH_HTTP_RETRIES",
     flag="--retries",
     convert=_whole_number(0, MAX_RETRIES),
-    allowed=f"expected a whole number from 0 to {MAX_RETRIES}",
+    allowed=allowed_whole_number(0, MAX_RETRIES),
     default=3,
     blank_env_is_unset=False,
     help="retries after the first attempt of a download (or any retried call)",
@@ -335,7 +369,7 @@ CONCURRENCY: Setting[int] = Setting(
     env="SUREFETCH_CONCURRENCY",
     flag=None,
     convert=_whole_number(1, 1024),
-    allowed="expected a whole number from 1 to 1024",
+    allowed=allowed_whole_number(1, 1024),
     default=16,
     help="downloads at once in fetch_many",
     why="16 fills a fast link with large files and stays polite to one server; "

@@ -9,23 +9,20 @@ exit 1 (2 for an invalid setting), never a traceback.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Callable
 from typing import Any
 
 from surefetch._cache.store import Cache
-from surefetch._errors import ConfigError, SurefetchError
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+from surefetch._cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from surefetch._cli.output import configure_logging, run_reporting
+from surefetch._errors import ConfigError
+from surefetch._url import Redactor
 
 Action = Callable[[Cache, argparse.Namespace], int]
 
 
-def add_cache_parser(commands: Any) -> None:
+def add_parser(commands: Any) -> None:
     """Register ``surefetch cache`` and its subcommands on ``commands`` (argparse subparsers)."""
     common = argparse.ArgumentParser(add_help=False)
     # SUPPRESS: the option may come before or after the subcommand, and the
@@ -79,55 +76,18 @@ def _usage(parser: argparse.ArgumentParser) -> int:
     return EXIT_USAGE
 
 
-def print_error(error: BaseException) -> None:
-    """Print ``error`` and its causes as ``error: ...`` and ``  Caused by: ...`` lines."""
-    print(f"error: {_text(error)}", file=sys.stderr)
-    seen = {id(error)}
-    cause = _cause_of(error)
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        print(f"  Caused by: {_text(cause)}", file=sys.stderr)
-        cause = _cause_of(cause)
-
-
-def _cause_of(error: BaseException) -> BaseException | None:
-    if error.__cause__ is not None:
-        return error.__cause__
-    return None if error.__suppress_context__ else error.__context__
-
-
-def _text(error: BaseException) -> str:
-    return str(error) or type(error).__name__
-
-
 def _run(args: argparse.Namespace, action: Action) -> int:
-    logger = logging.getLogger("surefetch")
-    handler: logging.Handler | None = None
-    if getattr(args, "verbose", False):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        handler.setLevel(logging.INFO)
-        logger.addHandler(handler)
-        previous_level = logger.level
-        logger.setLevel(logging.INFO)
-    try:
+    redactor = Redactor()
+    verbose = getattr(args, "verbose", 0)
+    configure_logging(verbosity=verbose, redactor=redactor)
+
+    def run() -> int:
         cache_dir = getattr(args, "cache_dir", None)
         if cache_dir is not None and not cache_dir.strip():
             raise ConfigError("--cache-dir '' is not valid: expected a directory")
         return action(Cache(cache_dir), args)
-    except ConfigError as error:
-        print_error(error)
-        return EXIT_USAGE
-    except (SurefetchError, OSError) as error:
-        print_error(error)
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    finally:
-        if handler is not None:
-            logger.removeHandler(handler)
-            logger.setLevel(previous_level)
+
+    return run_reporting(run, redactor=redactor, verbose=verbose > 0)
 
 
 def human_size(size: int) -> str:

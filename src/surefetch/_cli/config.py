@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
-from surefetch._cli.output import EXIT_OK, EXIT_USAGE
+from surefetch._cli.exit_codes import EXIT_OK
+from surefetch._cli.output import run_reporting
 from surefetch._config import SETTINGS, Setting
-from surefetch._errors import ConfigError
+from surefetch._url import Redactor
 
 
 def _dest(setting: Setting[Any]) -> str:
@@ -26,13 +26,13 @@ def _dest(setting: Setting[Any]) -> str:
     return f"setting_{setting.name}"
 
 
-def add_config_parser(commands: Any) -> None:
+def add_parser(commands: Any) -> None:
     """Register ``surefetch config`` on ``commands`` (argparse subparsers).
 
     Example:
         >>> import argparse
         >>> parser = argparse.ArgumentParser(prog="surefetch")
-        >>> add_config_parser(parser.add_subparsers(dest="command"))
+        >>> add_parser(parser.add_subparsers(dest="command"))
         >>> parser.parse_args(["config", "--retries", "5"]).setting_http_retries
         '5'
     """
@@ -88,15 +88,15 @@ def run_config(args: argparse.Namespace) -> int:
         ...
         0
     """
+    return run_reporting(lambda: _show(args), redactor=Redactor(), verbose=False)
+
+
+def _show(args: argparse.Namespace) -> int:
     from surefetch import _config
 
     flags = {s.name: getattr(args, _dest(s), None) for s in SETTINGS if s.flag is not None}
-    try:
-        rows = _config.effective(flags=flags)
-        files = _config.load_config_file().paths
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+    rows = _config.effective(flags=flags)
+    files = _config.load_config_file().paths
     if getattr(args, "json", False):
         records = [
             {

@@ -11,19 +11,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from surefetch._cli.output import (
-    EXIT_OK,
-    ProgressBar,
-    configure_logging,
-    run_reporting,
-)
+from surefetch._cli.exit_codes import EXIT_OK
+from surefetch._cli.output import ProgressBar, configure_logging, run_reporting
 from surefetch._config import MAX_RETRIES, parse_whole_number
 from surefetch._errors import ConfigError
 from surefetch._url import Redactor
 
 
-def add_fetch_parser(commands: Any) -> None:
-    """Register ``surefetch fetch`` on ``commands``."""
+def add_parser(commands: Any) -> None:
+    """Register ``surefetch fetch`` on ``commands`` (argparse subparsers)."""
     parser: argparse.ArgumentParser = commands.add_parser(
         "fetch",
         help="download a URL into the cache (or find it there) and print its path",

@@ -145,13 +145,13 @@ def answer_from_cache(words: list[str]) -> int | None:
     if url is None or any(simple_cache_url(m) is None for m in found.get("--mirror", [])):
         return None
     try:
+        # content_key takes 64 hex digits only, a subset of what the full
+        # path's check (`_url.check_sha256`) takes; anything else goes there.
         key = content_key(found["--sha256"][-1]) if "--sha256" in found else cache_key(url)
     except ValueError:
         return None
-    if "--retries" in found:
-        retries = found["--retries"][-1].strip()
-        if not retries.isdigit() or not retries.isascii() or int(retries) > 100:
-            return None
+    if "--retries" in found and plain_retries(found["--retries"][-1]) is None:
+        return None
     root = _cache_root(found["--cache-dir"][-1] if "--cache-dir" in found else None)
     if root is None:
         return None
@@ -160,6 +160,30 @@ def answer_from_cache(words: list[str]) -> int | None:
         return None
     sys.stdout.write(payload + "\n")
     return 0
+
+
+# `_config.MAX_RETRIES`, which a hit cannot import: `_config` would cost more
+# than the rest of the hit. A test checks that the two agree.
+_MAX_RETRIES = 100
+
+
+def plain_retries(text: str) -> int | None:
+    """A ``--retries`` value in its plain form (up to 3 digits), or None for anything else.
+
+    Not a validator but a shortcut: what it takes, `_config.parse_whole_number`
+    (the one check of whole numbers) takes too, with the same value; every
+    other form (a sign, more digits, an invalid value) goes the full way,
+    which checks it. A property test holds the two together.
+
+    Example:
+        >>> plain_retries(" 5 "), plain_retries("+5"), plain_retries("101")
+        (5, None, None)
+    """
+    digits = text.strip()
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 3:
+        return None
+    number = int(digits)
+    return number if number <= _MAX_RETRIES else None
 
 
 def _file_payload(directory: str) -> str | None:

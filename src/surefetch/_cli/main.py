@@ -2,14 +2,18 @@
 
 Start-up time is part of the interface: ``surefetch --version`` and a cache
 hit answer before argparse, asyncio or the HTTP stack is imported. Every
-other command goes through argparse, and subcommands live in their own
-modules, imported when the parser is built.
+other command goes through argparse. Each command lives in a module of its
+own (`COMMANDS`), which registers it with ``add_parser(commands)`` and is
+imported only when that command runs; top-level help, a missing command or
+an unknown one builds the parser of every command, so that the help and the
+error list them all.
 """
 
 from __future__ import annotations
 
 import sys
 
+from surefetch._cli.exit_codes import EXIT_INTERRUPTED, EXIT_USAGE, INTERRUPTED_MESSAGE
 from surefetch._version import __version__
 
 TYPE_CHECKING = False
@@ -17,17 +21,27 @@ if TYPE_CHECKING:
     import argparse
     from collections.abc import Sequence
 
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+# Command name -> the module that registers it (`add_parser`) and runs it,
+# in the order the help lists them.
+COMMANDS = {
+    "fetch": "surefetch._cli.fetch",
+    "cache": "surefetch._cli.cache",
+    "demo": "surefetch._cli.demo",
+    "config": "surefetch._cli.config",
+}
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser with ``command`` alone, or with every command (None or an unknown name).
+
+    Example:
+        >>> "demo" in _parser().format_help()
+        True
+        >>> "demo" in _parser("cache").format_help()
+        False
+    """
     import argparse
-
-    from surefetch._cli.cache import add_cache_parser
-    from surefetch._cli.config import add_config_parser
-    from surefetch._cli.demo import add_demo_parser
-    from surefetch._cli.fetch import add_fetch_parser
+    import importlib
 
     parser = argparse.ArgumentParser(
         prog="surefetch",
@@ -35,11 +49,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"surefetch {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    add_fetch_parser(commands)
-    add_cache_parser(commands)
-    add_demo_parser(commands)
-    add_config_parser(commands)
+    names = [command] if command in COMMANDS else list(COMMANDS)
+    for name in names:
+        importlib.import_module(COMMANDS[name]).add_parser(commands)
     return parser
+
+
+def _run(words: list[str]) -> int:
+    """Parse ``words`` and run the command, leaving the logging set-up as it was."""
+    from surefetch._cli.output import logging_left_as_found
+
+    # The command is the first word: the only options before it are -h and
+    # --version, and with either, the full parser answers.
+    parser = _parser(words[0] if words else None)
+    with logging_left_as_found():
+        args = parser.parse_args(words)
+        if args.command is None:
+            parser.print_help(sys.stdout)
+            return EXIT_USAGE
+        return int(args.handler(args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -61,13 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = answer_from_cache(words[1:])
             if code is not None:
                 return code
-        parser = _parser()
-        args = parser.parse_args(words)
-        if args.command is None:
-            parser.print_help(sys.stdout)
-            return EXIT_USAGE
-        result = int(args.handler(args))
+        return _run(words)
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+        print(INTERRUPTED_MESSAGE, file=sys.stderr)
         return EXIT_INTERRUPTED
-    return result

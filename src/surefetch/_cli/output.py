@@ -2,7 +2,10 @@
 
 Expected failures print ``error: <what failed>`` and one ``  Caused by:``
 line per link of the cause chain, with credentials scrubbed, and map to an
-exit code; they never print a traceback.
+exit code (see `surefetch._cli.exit_codes`); they never print a traceback.
+Every command reports through `run_reporting` and sets up the ``surefetch``
+logger with `configure_logging`; `surefetch._cli.main` puts the logger back
+as it found it (`logging_left_as_found`) when the command returns.
 """
 
 from __future__ import annotations
@@ -10,17 +13,21 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TextIO
 
+from surefetch._cli.exit_codes import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    INTERRUPTED_MESSAGE,
+)
 from surefetch._errors import ConfigError, RetriesExhausted, SurefetchError
 from surefetch._retry.classify import iter_chain
 from surefetch._url import Redactor
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+LOGGER_NAME = "surefetch"
 
 
 def _text(error: BaseException) -> str:
@@ -98,7 +105,7 @@ def run_reporting(
     try:
         return action()
     except KeyboardInterrupt:
-        print("error: interrupted", file=out)
+        print(INTERRUPTED_MESSAGE, file=out)
         return EXIT_INTERRUPTED
     except (SurefetchError, OSError) as error:
         print(format_error(error, redactor=redactor, verbose=verbose), file=out)
@@ -117,8 +124,14 @@ class _ScrubFilter(logging.Filter):
 
 
 def configure_logging(*, verbosity: int, redactor: Redactor) -> None:
-    """Send the ``surefetch`` logger to stderr: warnings by default, INFO with -v."""
-    logger = logging.getLogger("surefetch")
+    """Send the ``surefetch`` logger to stderr: warnings by default, INFO with -v.
+
+    ``verbosity`` is -1 for errors only (``-q``), 0 by default, 1 for INFO
+    (``-v``) and 2 or more for DEBUG. It replaces the logger's handlers and
+    stops propagation, for the rest of the command: `surefetch._cli.main`
+    restores them (`logging_left_as_found`).
+    """
+    logger = logging.getLogger(LOGGER_NAME)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     handler.addFilter(_ScrubFilter(redactor))
@@ -132,6 +145,41 @@ def configure_logging(*, verbosity: int, redactor: Redactor) -> None:
         logger.setLevel(logging.INFO)
     else:
         logger.setLevel(logging.DEBUG)
+
+
+@contextmanager
+def logging_left_as_found() -> Iterator[None]:
+    """Put the ``surefetch`` logger's handlers, level and propagation back on exit.
+
+    `configure_logging` changes them for one command; `main` runs the command
+    inside this, so a program (or a test) that calls ``main()`` keeps its own
+    logging set-up. Handlers added meanwhile are closed.
+
+    Example:
+        >>> logger = logging.getLogger("surefetch")
+        >>> before = (logger.handlers[:], logger.level, logger.propagate)
+        >>> with logging_left_as_found():
+        ...     configure_logging(verbosity=2, redactor=Redactor())
+        >>> (logger.handlers[:], logger.level, logger.propagate) == before
+        True
+    """
+    logger = logging.getLogger(LOGGER_NAME)
+    handlers, level, propagate, disabled = (
+        logger.handlers[:],
+        logger.level,
+        logger.propagate,
+        logger.disabled,
+    )
+    try:
+        yield
+    finally:
+        added = [handler for handler in logger.handlers if handler not in handlers]
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate
+        logger.disabled = disabled
+        for handler in added:
+            handler.close()
 
 
 class ProgressBar:
