@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
-from contextlib import AbstractContextManager
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 
 import pytest
 
@@ -19,9 +19,9 @@ class Store:
         self.entries = list(entries)
         self.calls: list[str] = []
 
-    def lock(self) -> AbstractContextManager[None]:
-        @contextlib.contextmanager
-        def held() -> Iterator[None]:
+    def lock(self) -> AbstractAsyncContextManager[None]:
+        @contextlib.asynccontextmanager
+        async def held() -> AsyncIterator[None]:
             self.calls.append("lock")
             yield
             self.calls.append("unlock")

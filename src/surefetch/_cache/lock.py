@@ -10,14 +10,24 @@ while the second one holds the old, so two would hold "the" lock.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
+import weakref
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 from filelock import FileLock, Timeout
 
 from surefetch._errors import LockTimeout
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import asyncio
+
 logger = logging.getLogger("surefetch")
+
+# Polling the OS lock from the event loop: first soon, then at most this often.
+_POLL_FIRST = 0.005
+_POLL_MAX = 0.25
 
 
 @contextmanager
@@ -58,3 +68,82 @@ def try_hold(path: str) -> Iterator[bool]:
         yield True
     finally:
         lock.release()
+
+
+class _LocalLocks:
+    """The in-process locks of one event loop, one per lock path, kept while in use."""
+
+    def __init__(self) -> None:
+        self.locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    def take(self, path: str) -> asyncio.Lock:
+        import asyncio
+
+        lock, users = self.locks.get(path, (None, 0))
+        if lock is None:
+            lock = asyncio.Lock()
+        self.locks[path] = (lock, users + 1)
+        return lock
+
+    def give_back(self, path: str) -> None:
+        lock, users = self.locks[path]
+        if users == 1:
+            del self.locks[path]
+        else:
+            self.locks[path] = (lock, users - 1)
+
+
+_per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LocalLocks] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+@asynccontextmanager
+async def hold_async(path: str, *, timeout: float, what: str) -> AsyncIterator[None]:
+    """`hold` for async code: waiting occupies no thread, and one task per process waits.
+
+    Tasks of one event loop that want the same lock queue on an
+    ``asyncio.Lock`` first, so that only one of them at a time contends for
+    the OS lock; that one polls it without blocking (a few milliseconds at
+    first, backing off), so a waiter never holds a worker thread that the
+    lock's holder needs to finish. The wait, in-process and inter-process
+    together, is bounded by ``timeout``.
+    """
+    import asyncio
+
+    started = time.monotonic()
+    locals_ = _per_loop.setdefault(asyncio.get_running_loop(), _LocalLocks())
+    local = locals_.take(path)
+    try:
+        try:
+            await asyncio.wait_for(local.acquire(), timeout=timeout)
+        except asyncio.TimeoutError:
+            raise LockTimeout(what=what, path=path, timeout=timeout) from None
+        try:
+            lock = FileLock(path, thread_local=False)
+            delay = _POLL_FIRST
+            while True:
+                try:
+                    lock.acquire(timeout=0)
+                    break
+                except Timeout:
+                    waited = time.monotonic() - started
+                    if delay == _POLL_FIRST:
+                        logger.info(
+                            "Waiting for another process to finish %s (lock %s, timeout %gs)",
+                            what,
+                            path,
+                            timeout,
+                        )
+                    if waited >= timeout:
+                        raise LockTimeout(what=what, path=path, timeout=timeout) from None
+                    await asyncio.sleep(min(delay, timeout - waited))
+                    delay = min(delay * 2, _POLL_MAX)
+            try:
+                yield
+            finally:
+                lock.release()
+        finally:
+            local.release()
+    finally:
+        locals_.give_back(path)

@@ -50,9 +50,9 @@ import os
 import secrets
 import tempfile
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from surefetch._cache.entry import (
     Entry,
@@ -332,15 +332,44 @@ class Cache:
             >>> with cache.lock(BUCKET_DOWNLOADS, "ab" * 16):
             ...     pass
         """
+        from surefetch._cache.lock import hold  # filelock is imported only by writers
+
+        return hold(**self._lock_arguments(bucket, key, timeout))
+
+    def lock_async(
+        self, bucket: str, key: str, *, timeout: float | None = None
+    ) -> AbstractAsyncContextManager[None]:
+        """`lock` for async code: waiting occupies no worker thread.
+
+        Tasks of one event loop asking for the same key queue in the process
+        and one of them at a time waits for the inter-process lock, polling
+        it from the event loop, so a hundred waiters cannot starve the
+        threads that the holder needs to finish.
+
+        Example:
+            >>> import asyncio, tempfile
+            >>> cache = Cache(tempfile.mkdtemp())
+            >>> async def main() -> None:
+            ...     async with cache.lock_async(BUCKET_DOWNLOADS, "ab" * 16):
+            ...         pass
+            >>> asyncio.run(main())
+        """
+        from surefetch._cache.lock import hold_async
+
+        return hold_async(**self._lock_arguments(bucket, key, timeout))
+
+    def _lock_arguments(self, bucket: str, key: str, timeout: float | None) -> dict[str, Any]:
         check_key(bucket, key)
         if timeout is None:
             timeout = self.lock_timeout
         elif not 0 <= timeout <= MAX_SECONDS:
             raise ValueError(f"timeout={timeout!r} is not valid: expected seconds >= 0")
         self.prepare()
-        from surefetch._cache.lock import hold  # filelock is imported only by writers
-
-        return hold(self._lock_path(bucket, key), timeout=timeout, what=f"{bucket} entry {key}")
+        return {
+            "path": self._lock_path(bucket, key),
+            "timeout": timeout,
+            "what": f"{bucket} entry {key}",
+        }
 
     def partial_path(self, bucket: str, key: str) -> Path:
         """A stable path in the temporary area for a resumable partial download of ``key``.

@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 import time
-from contextlib import AbstractContextManager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,8 +63,8 @@ class _TreeStore:
     limits: ExtractLimits
     started: float
 
-    def lock(self) -> AbstractContextManager[None]:
-        return self.options.cache.lock(self.resolved.bucket, self.resolved.key)
+    def lock(self) -> AbstractAsyncContextManager[None]:
+        return self.options.cache.lock_async(self.resolved.bucket, self.resolved.key)
 
     async def lookup(self) -> FetchResult | None:
         return cached_result(self.resolved, self.options.cache, started=self.started)
@@ -142,8 +142,8 @@ class _PlacedTreeStore:
     def name(self) -> str:
         return filename_from_url(self.resolved.primary.url)
 
-    def lock(self) -> AbstractContextManager[None]:
-        return self.options.cache.lock(self.resolved.bucket, self.resolved.key)
+    def lock(self) -> AbstractAsyncContextManager[None]:
+        return self.options.cache.lock_async(self.resolved.bucket, self.resolved.key)
 
     async def lookup(self) -> FetchResult | None:
         hit = await asyncio.to_thread(

@@ -233,13 +233,17 @@ async def afetch_many(
         async with gate:
             return await _fetch_within_deadline(item, sessions=sessions, options=options)
 
+    # Identical requests share one fetch: they would only queue on its lock.
+    unique = list(dict.fromkeys(items))
     try:
-        outcomes = await asyncio.gather(*(one(i) for i in items), return_exceptions=True)
+        results = await asyncio.gather(*(one(i) for i in unique), return_exceptions=True)
     finally:
         await sessions.close()
+    by_request = dict(zip(unique, results, strict=True))
     errors: dict[str, BaseException] = {}
     paths: list[Path] = []
-    for item, outcome in zip(items, outcomes, strict=True):
+    for item in items:
+        outcome = by_request[item]
         if isinstance(outcome, BaseException):
             if not isinstance(outcome, Exception):
                 raise outcome

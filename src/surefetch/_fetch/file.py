@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from contextlib import AbstractContextManager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from surefetch._cache.entry import EntryMeta
@@ -32,8 +32,8 @@ class _FileStore:
     options: Options
     started: float
 
-    def lock(self) -> AbstractContextManager[None]:
-        return self.options.cache.lock(self.resolved.bucket, self.resolved.key)
+    def lock(self) -> AbstractAsyncContextManager[None]:
+        return self.options.cache.lock_async(self.resolved.bucket, self.resolved.key)
 
     async def lookup(self) -> FetchResult | None:
         return cached_result(self.resolved, self.options.cache, started=self.started)

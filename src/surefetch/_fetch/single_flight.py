@@ -9,8 +9,7 @@ is produced differs. That difference is a `Store`; the steps are
 
 from __future__ import annotations
 
-import asyncio
-from contextlib import AbstractContextManager
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol, TypeVar
 
 T = TypeVar("T")
@@ -20,8 +19,8 @@ T_co = TypeVar("T_co", covariant=True)
 class Store(Protocol[T_co]):
     """What `single_flight` needs to know about one key's entry."""
 
-    def lock(self) -> AbstractContextManager[None]:
-        """The key's inter-process lock (a blocking context manager)."""
+    def lock(self) -> AbstractAsyncContextManager[None]:
+        """The key's lock: in-process and inter-process, waited for without a thread."""
         ...
 
     async def lookup(self) -> T_co | None:
@@ -40,9 +39,9 @@ class Store(Protocol[T_co]):
 async def single_flight(store: Store[T], *, refresh: bool = False, offline: bool = False) -> T:
     """The entry of ``store``: found, or produced by this process while others wait.
 
-    A hit needs no lock. On a miss the key's lock is taken (in a worker
-    thread: the lock blocks) and the entry looked up again, since another
-    process may have produced it meanwhile; only then is it produced. With
+    A hit needs no lock. On a miss the key's lock is taken and the entry
+    looked up again, since another task or process may have produced it
+    meanwhile; only then is it produced. With
     ``refresh`` the lookups are skipped and the entry produced anew; with
     ``offline`` a miss raises ``store.offline_error()``.
     """
@@ -52,13 +51,9 @@ async def single_flight(store: Store[T], *, refresh: bool = False, offline: bool
             return hit
     if offline:
         raise store.offline_error()
-    holder = store.lock()
-    await asyncio.to_thread(holder.__enter__)
-    try:
+    async with store.lock():
         if not refresh:
             hit = await store.lookup()
             if hit is not None:
                 return hit
         return await store.produce()
-    finally:
-        await asyncio.to_thread(holder.__exit__, None, None, None)
