@@ -23,8 +23,10 @@ class Store:
         @contextlib.asynccontextmanager
         async def held() -> AsyncIterator[None]:
             self.calls.append("lock")
-            yield
-            self.calls.append("unlock")
+            try:
+                yield
+            finally:
+                self.calls.append("unlock")
 
         return held()
 
