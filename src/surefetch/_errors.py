@@ -275,3 +275,42 @@ class OfflineError(DownloadError):
     """
 
     surefetch_transient = False
+
+
+class ArchiveDownloadError(ExtractError, DownloadError):
+    """Fetching an archive to extract it failed for good: both an `ExtractError` and a
+    `DownloadError`, so either ``except`` catches it.
+
+    Its message names the operation ("Failed to extract archive 'x.tar.gz'")
+    and its cause is the download's error, or "Request failed after N
+    retries" when the shared budget ran out.
+
+    Example:
+        >>> error = ArchiveDownloadError("Failed to extract archive 'x.tar.gz'")
+        >>> isinstance(error, ExtractError), isinstance(error, DownloadError)
+        (True, True)
+    """
+
+
+class ArchiveIntegrityError(ArchiveDownloadError, IntegrityError):
+    """An archive's bytes are not the ones asked for: also an `IntegrityError`, never retried.
+
+    Example:
+        >>> from surefetch import classify
+        >>> classify(ArchiveIntegrityError("Failed to extract archive 'x.tar.gz'")).retry
+        False
+    """
+
+
+def archive_failure(name: str, cause: BaseException) -> ArchiveDownloadError:
+    """The error for an archive ``name`` whose download failed with ``cause``.
+
+    Example:
+        >>> error = archive_failure("x.tar.gz", IntegrityError("Hash mismatch"))
+        >>> print(error, "|", isinstance(error, IntegrityError))
+        Failed to extract archive 'x.tar.gz' | True
+    """
+    kind = ArchiveIntegrityError if isinstance(cause, IntegrityError) else ArchiveDownloadError
+    error = kind(f"Failed to extract archive {name!r}")
+    error.__cause__ = cause
+    return error

@@ -172,13 +172,15 @@ def _download_failed(
     failures: Sequence[tuple[ParsedURL, BaseException]], redactor: Redactor
 ) -> DownloadError:
     last = failures[-1][1]
+    # `except IntegrityError` must catch a mismatch, whatever wraps it.
+    kind = IntegrityError if isinstance(last, IntegrityError) else DownloadError
     if len(failures) == 1:
-        error = DownloadError(f"Failed to download {failures[0][0].redacted}")
+        error = kind(f"Failed to download {failures[0][0].redacted}")
     else:
         tried = "; ".join(
             f"{url.redacted} ({redactor.scrub(_first_line(e))})" for url, e in failures
         )
-        error = DownloadError(f"Failed to download from {len(failures)} URLs: {tried}")
+        error = kind(f"Failed to download from {len(failures)} URLs: {tried}")
     error.__cause__ = last
     error.failures = tuple(failures)  # type: ignore[attr-defined]
     return error

@@ -21,7 +21,7 @@ import asyncio
 import itertools
 from pathlib import Path
 
-from surefetch._errors import ExtractError
+from surefetch._errors import DownloadError, ExtractError, RetriesExhausted, archive_failure
 from surefetch._extract.archive import (
     ArchiveFormat,
     ExtractLimits,
@@ -125,21 +125,26 @@ async def download_and_extract(
     partial_path = options.cache.partial_path(resolved.bucket, resolved.key)
     policy = scrubbing(options.policy, resolved.redactor)
     numbers = itertools.count(1)
-    async for attempt in aretrying(policy=policy, operation=f"fetch and extract {name}"):
-        with attempt:
-            dest = work / f"tree-{next(numbers)}"
-            dest.mkdir()
-            return await _one_pass(
-                resolved,
-                name=name,
-                dest=dest,
-                partial_path=partial_path,
-                sessions=sessions,
-                options=options,
-                stats=stats,
-                limits=limits,
-                strip_components=strip_components,
-            )
+    try:
+        async for attempt in aretrying(policy=policy, operation=f"fetch and extract {name}"):
+            with attempt:
+                dest = work / f"tree-{next(numbers)}"
+                dest.mkdir()
+                return await _one_pass(
+                    resolved,
+                    name=name,
+                    dest=dest,
+                    partial_path=partial_path,
+                    sessions=sessions,
+                    options=options,
+                    stats=stats,
+                    limits=limits,
+                    strip_components=strip_components,
+                )
+    except RetriesExhausted as exhausted:
+        # The top line names the operation; "Request failed after N retries"
+        # follows it, then the last attempt's chain.
+        raise archive_failure(name, exhausted) from exhausted
     raise AssertionError("unreachable: aretrying either returns or raises")
 
 
@@ -184,9 +189,11 @@ async def _one_pass(
             _, partial, digest = await download
         except BaseException as error:
             reader.fail(error)
-            # The extraction error reads better ("Failed to extract archive
-            # ...") and its chain holds the download error.
-            await job
+            # The extraction stops on the failed download and has nothing
+            # to add: the error names the archive, then the download's chain.
+            await asyncio.gather(job, return_exceptions=True)
+            if isinstance(error, DownloadError):
+                raise archive_failure(name, error) from error
             raise
         reader.finish()
         try:
