@@ -21,6 +21,9 @@ BUCKET_WHEELS = "wheels"
 # of a bucket not named here.
 BUCKET_VERSIONS: dict[str, int] = {BUCKET_DOWNLOADS: 1, BUCKET_ARCHIVES: 1, BUCKET_WHEELS: 1}
 LAYOUT_VERSION = 1
+# Buckets in which a 64-digit key (alone, or followed by "-" and more) is the
+# sha256 of what was downloaded, so an entry's recorded sha256 must equal it.
+CONTENT_ADDRESSED = frozenset({BUCKET_DOWNLOADS, BUCKET_ARCHIVES})
 META_NAME = "entry.json"
 TAG_NAME = "CACHEDIR.TAG"
 LOCKS_DIR = "locks"
@@ -218,3 +221,18 @@ def payload_path(directory: str, kind: object, filename: object) -> str:
     if kind == KIND_FILE:
         return f"{directory}{os.sep}{KIND_FILE}{os.sep}{filename}"
     return f"{directory}{os.sep}{KIND_TREE}"
+
+
+def named_sha256(bucket: str, key: str) -> str | None:
+    """The sha256 that ``key`` names in ``bucket``, or None when the key is not a content key.
+
+    Example:
+        >>> named_sha256("archives", "ab" * 32 + "-strip1") == "ab" * 32
+        True
+        >>> named_sha256("downloads", "ab" * 16) is None
+        True
+    """
+    if bucket not in CONTENT_ADDRESSED or len(key) < 64 or key[64:65] not in ("", "-"):
+        return None
+    head = key[:64]
+    return head if _HEX_DIGITS.issuperset(head) and head == head.lower() else None

@@ -155,7 +155,9 @@ def answer_from_cache(words: list[str]) -> int | None:
     root = _cache_root(found["--cache-dir"][-1] if "--cache-dir" in found else None)
     if root is None:
         return None
-    payload = _file_payload(entry_dir(root, BUCKET_DOWNLOADS, key))
+    payload = _file_payload(
+        entry_dir(root, BUCKET_DOWNLOADS, key), sha256=key if "--sha256" in found else None
+    )
     if payload is None:
         return None
     sys.stdout.write(payload + "\n")
@@ -186,11 +188,12 @@ def plain_retries(text: str) -> int | None:
     return number if number <= _MAX_RETRIES else None
 
 
-def _file_payload(directory: str) -> str | None:
+def _file_payload(directory: str, *, sha256: str | None) -> str | None:
     """The payload of the file entry in ``directory``, when its entry.json plainly agrees.
 
     The entry directory appears with its payload and metadata in one rename,
-    so a payload and an ``entry.json`` naming it mean a complete entry. The
+    so a payload and an ``entry.json`` naming it mean a complete entry; with
+    ``sha256``, the entry must also record that hash. The
     JSON is checked by what it must contain rather than parsed: importing
     json (and the ``re`` it brings) would double the cost of a hit. Anything
     else, such as an unusual file name, goes the full way, which parses it.
@@ -203,7 +206,9 @@ def _file_payload(directory: str) -> str | None:
         return None
     if len(names) != 1 or not names[0].isascii() or any(c in names[0] for c in '"\\'):
         return None
-    expected = (b'"format": 1', b'"kind": "file"', b'"filename": "%s"' % names[0].encode())
+    expected = [b'"format": 1', b'"kind": "file"', b'"filename": "%s"' % names[0].encode()]
+    if sha256 is not None:
+        expected.append(b'"sha256": "%s"' % sha256.encode())
     if not all(part in record for part in expected):
         return None
     return os.path.join(directory, KIND_FILE, names[0])

@@ -32,6 +32,7 @@ from surefetch._fetch.request import (
     Resolved,
     cached_result,
     downloaded,
+    must_replace,
     offline_miss,
     resolve,
 )
@@ -92,7 +93,7 @@ class _TreeStore:
                 sha256=digest,
                 created=time.time(),
             )
-            if self.options.refresh:
+            if must_replace(resolved, cache, refresh=self.options.refresh):
                 await asyncio.to_thread(cache.remove, resolved.bucket, resolved.key)
             entry = await asyncio.to_thread(
                 cache.commit_dir, resolved.bucket, resolved.key, tree, meta=meta
@@ -182,7 +183,7 @@ class _PlacedTreeStore:
         meta = EntryMeta(
             url=resolved.primary.redacted, size=partial.size, sha256=digest, created=time.time()
         )
-        if self.options.refresh:
+        if must_replace(resolved, cache, refresh=self.options.refresh):
             await asyncio.to_thread(cache.remove, resolved.bucket, resolved.key)
         entry = await asyncio.to_thread(
             cache.commit_file,

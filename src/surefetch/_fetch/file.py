@@ -16,6 +16,7 @@ from surefetch._fetch.request import (
     Resolved,
     cached_result,
     downloaded,
+    must_replace,
     offline_miss,
     resolve,
 )
@@ -48,7 +49,7 @@ class _FileStore:
             resolved, sessions=self.sessions, options=self.options, stats=stats
         )
         meta = EntryMeta(url=url.redacted, size=partial.size, sha256=digest, created=time.time())
-        if self.options.refresh:
+        if must_replace(resolved, cache, refresh=self.options.refresh):
             await asyncio.to_thread(cache.remove, resolved.bucket, resolved.key)
         entry = await asyncio.to_thread(
             cache.commit_file,

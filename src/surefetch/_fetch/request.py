@@ -134,9 +134,24 @@ def resolve(request: FetchRequest, *, bucket: str | None = None) -> Resolved:
 
 
 def cached_result(resolved: Resolved, cache: Cache, *, started: float) -> FetchResult | None:
-    """The `FetchResult` of a cache hit, or None on a miss."""
+    """The `FetchResult` of a cache hit, or None on a miss.
+
+    An entry whose recorded sha256 is not the one asked for is a miss: its
+    bytes are not what the key promises (`must_replace` then clears it).
+    """
     entry = cache.lookup(resolved.bucket, resolved.key)
     if entry is None:
+        return None
+    if resolved.sha256 is not None and entry.meta.sha256 != resolved.sha256:
+        import logging
+
+        logging.getLogger("surefetch").warning(
+            "Ignoring the cache entry %s: it records sha256 %s, not %s; "
+            "it will be downloaded again",
+            entry.path,
+            entry.meta.sha256,
+            resolved.sha256,
+        )
         return None
     return FetchResult(
         path=entry.path,
@@ -188,3 +203,18 @@ def downloaded(
         elapsed_s=time.monotonic() - started,
         extra=extra or {},
     )
+
+
+def must_replace(resolved: Resolved, cache: Cache, *, refresh: bool) -> bool:
+    """Whether the entry of ``resolved`` must go before a new one is committed.
+
+    On a refresh, and when it records another sha256 than the one asked
+    for: a commit keeps an entry that is already there, which must not be a
+    wrong one. Call it while holding the key's lock.
+    """
+    if refresh:
+        return True
+    if resolved.sha256 is None:
+        return False
+    entry = cache.lookup(resolved.bucket, resolved.key)
+    return entry is not None and entry.meta.sha256 != resolved.sha256
