@@ -21,9 +21,10 @@ BUCKET_WHEELS = "wheels"
 # of a bucket not named here.
 BUCKET_VERSIONS: dict[str, int] = {BUCKET_DOWNLOADS: 1, BUCKET_ARCHIVES: 1, BUCKET_WHEELS: 1}
 LAYOUT_VERSION = 1
-# Buckets in which a 64-digit key (alone, or followed by "-" and more) is the
-# sha256 of what was downloaded, so an entry's recorded sha256 must equal it.
-CONTENT_ADDRESSED = frozenset({BUCKET_DOWNLOADS, BUCKET_ARCHIVES})
+# Buckets in which a 64-digit key is the sha256 of the entry's payload (what
+# content_key makes), so the sha256 an entry records must equal it. Not the
+# archives bucket: a tree cannot be checked against its archive's hash.
+CONTENT_ADDRESSED = frozenset({BUCKET_DOWNLOADS})
 META_NAME = "entry.json"
 TAG_NAME = "CACHEDIR.TAG"
 LOCKS_DIR = "locks"
@@ -224,15 +225,14 @@ def payload_path(directory: str, kind: object, filename: object) -> str:
 
 
 def named_sha256(bucket: str, key: str) -> str | None:
-    """The sha256 that ``key`` names in ``bucket``, or None when the key is not a content key.
+    """The sha256 that ``key`` names in ``bucket``, or None when it is not a content key.
 
     Example:
-        >>> named_sha256("archives", "ab" * 32 + "-strip1") == "ab" * 32
+        >>> named_sha256("downloads", "ab" * 32) == "ab" * 32
         True
-        >>> named_sha256("downloads", "ab" * 16) is None
+        >>> named_sha256("downloads", "ab" * 16) is None  # a URL key
         True
     """
-    if bucket not in CONTENT_ADDRESSED or len(key) < 64 or key[64:65] not in ("", "-"):
+    if bucket not in CONTENT_ADDRESSED or len(key) != 64:
         return None
-    head = key[:64]
-    return head if _HEX_DIGITS.issuperset(head) and head == head.lower() else None
+    return key if _HEX_DIGITS.issuperset(key) and key == key.lower() else None
