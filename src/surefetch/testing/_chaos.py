@@ -97,7 +97,9 @@ class ChaosServer:
     Serves GET and HEAD from *files* (path -> bytes) and/or the directory *root*,
     with ETag, Last-Modified, single-range requests, If-Range and keep-alive. Faults
     queued with `script` apply to successive requests; without one, requests are
-    served cleanly. It stops itself after *max_seconds* if given.
+    served cleanly. It stops itself after *max_seconds* if given. With
+    ``ranges=False`` it answers every request whole, as servers without Range
+    support (``python -m http.server``) do, whatever the faults.
 
     Example:
         >>> with ChaosServer(files={"/a.bin": b"hello"}) as server:  # doctest: +SKIP
@@ -116,8 +118,10 @@ class ChaosServer:
         max_seconds: float | None = None,
         chunk_size: int = CHUNK,
         ssl_context: ssl.SSLContext | None = None,
+        ranges: bool = True,
     ) -> None:
         self._lock = threading.Lock()
+        self.ranges = ranges
         # With a server-side context it speaks HTTPS, for tests of certificate
         # checks; the faults are meant for plain HTTP, where bytes are exact.
         self._ssl_context = ssl_context
@@ -517,6 +521,7 @@ class ChaosServer:
         wanted = parse_range(hdrs.get("range"), size)
         use_range = (
             wanted is not None
+            and self.ranges
             and kind != "ignore_range"
             and if_range_matches(hdrs.get("if-range"), etag, last_modified)
         )
