@@ -246,7 +246,10 @@ def run_fetch(args: argparse.Namespace) -> int:
             record["cache_path"] = str(result.extra.get("cache_path", result.path))
             if extract_to is not None:
                 record["extracted_to"] = str(shown)
-            print(redactor.scrub(json.dumps(record)))
+            # The URL alone is scrubbed (again): the paths and the hash are real
+            # values, which a secret that happens to occur in them must not spoil.
+            record["url"] = redactor.scrub(record["url"])
+            print(json.dumps(record))
         elif not args.quiet or args.output is None:
             print(shown)
         return EXIT_OK
