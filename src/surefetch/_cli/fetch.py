@@ -16,7 +16,7 @@ from surefetch._cli.exit_codes import EXIT_OK
 from surefetch._cli.output import ProgressBar, configure_logging, run_reporting
 from surefetch._config import MAX_RETRIES, parse_whole_number
 from surefetch._errors import ConfigError
-from surefetch._url import Redactor
+from surefetch._url import Redactor, filename_from_url
 
 
 def add_parser(commands: Any) -> None:
@@ -218,7 +218,8 @@ def run_fetch(args: argparse.Namespace) -> int:
         if extract_to is not None and args.output is not None:
             raise ConfigError("-o and --extract cannot be used together")
         show_bar = not args.quiet and not args.json and sys.stderr.isatty() and sys.stdout.isatty()
-        bar = ProgressBar(redactor.scrub(args.url.rsplit("/", 1)[-1])) if show_bar else None
+        # The file's name alone: no query (a secret of any length), nothing rich reads as markup.
+        bar = ProgressBar(filename_from_url(args.url)) if show_bar else None
         try:
             result = run_sync(
                 afetch_result(
