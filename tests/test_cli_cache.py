@@ -197,3 +197,60 @@ def test_the_module_runs_as_a_program(cache: Cache) -> None:
     assert result.returncode == 1
     assert "corrupt:" in result.stdout
     assert result.stderr == ""
+
+
+MAINTENANCE = ["info", "verify", "prune", "clean"]
+
+
+@pytest.mark.parametrize("command", MAINTENANCE)
+def test_a_missing_cache_directory_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, command: str
+) -> None:
+    # A mistyped --cache-dir must not pass verification, or "clean" a cache
+    # that is not there.
+    typo = tmp_path / "cahce"
+    code, out, err = run(capsys, "cache", command, "--cache-dir", str(typo))
+    assert (code, out) == (2, "")
+    assert err == f"error: No cache at {typo}: the directory does not exist\n"
+    assert not typo.exists()
+
+
+@pytest.mark.parametrize("command", MAINTENANCE)
+def test_a_missing_cache_directory_from_the_environment_too(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, command: str
+) -> None:
+    code, _, err = run(capsys, "cache", command)  # SUREFETCH_CACHE_DIR: tmp_path / "cache"
+    assert code == 2
+    assert err == f"error: No cache at {tmp_path / 'cache'}: the directory does not exist\n"
+
+
+@pytest.mark.parametrize("command", MAINTENANCE)
+def test_a_directory_that_holds_no_cache_is_left_alone(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, command: str
+) -> None:
+    # `cache clean --cache-dir ~` must not tag a home directory as a cache
+    # (backup tools skip a tagged directory) or answer for a cache not there.
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "notes.txt").write_text("mine")
+    code, out, err = run(capsys, "cache", command, "--cache-dir", str(home))
+    assert (code, out) == (2, "")
+    assert err.startswith(f"error: No cache at {home}: ")
+    assert sorted(p.name for p in home.iterdir()) == ["notes.txt"]
+
+
+def test_a_file_as_the_cache_directory_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "file").write_text("")
+    code, _, err = run(capsys, "cache", "verify", "--cache-dir", str(tmp_path / "file"))
+    assert code == 2
+    assert err == f"error: No cache at {tmp_path / 'file'}: it is not a directory\n"
+
+
+@pytest.mark.parametrize("command", MAINTENANCE)
+def test_an_empty_directory_is_an_empty_cache(
+    capsys: pytest.CaptureFixture[str], cache: Cache, command: str
+) -> None:
+    cache.root.mkdir()
+    assert run(capsys, "cache", command)[0] == 0

@@ -75,7 +75,7 @@ def test_output_file(
     server: ChaosServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     target = tmp_path / "out" / "copy.bin"
-    assert main(["fetch", server.url("/data.bin"), "-o", str(target)]) == 0
+    assert main(["fetch", server.url("/data.bin"), "-o", str(target), "--create-dirs"]) == 0
     assert target.read_bytes() == DATA
     assert capsys.readouterr().out.strip() == str(target)
 

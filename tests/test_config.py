@@ -869,6 +869,7 @@ junk = st.text(
 
 
 SWITCHES = ["--offline", "--json", "-v", "-q", "--no-cache", "--fix", "--help", "--version"]
+SWITCHES.append("--create-dirs")
 OPTIONS = ["--cache-dir", "--retries", "--sha256", "-o", "--mirror", "--older-than"]
 OPTION_VALUES = ["", " ", "0", "3", "-1", "101", "nan", "1e999", "x", "ab" * 32, "cachedir"]
 # A unit of a command line: a switch, an option with a value, or any one token.

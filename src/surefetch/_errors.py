@@ -120,10 +120,48 @@ class RetriesExhausted(SurefetchError):
         return self.attempts[-1].error if self.attempts else None
 
 
+def printable(text: str, *, limit: int | None = None) -> str:
+    r"""``text`` made safe to show on a terminal, and at most ``limit`` characters long.
+
+    Every character that is not printable (`str.isprintable`: control
+    characters such as ESC and BEL, C1 controls, bidirectional overrides,
+    undecodable bytes kept as surrogates, line breaks) becomes its escape, as
+    in `repr`, so that text from the network cannot retitle a terminal, clear
+    it or hide what follows. Past ``limit``, the end becomes ``...``.
+
+    Example:
+        >>> printable("Busy\x1b]0;pwned\x07 now")
+        'Busy\\x1b]0;pwned\\x07 now'
+        >>> printable("x" * 50, limit=10)
+        'xxxxxxx...'
+    """
+    if limit is not None:
+        text = text[: limit * 10]  # no more than can be shown: escapes make it longer
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else _escape(c) for c in text)
+    if limit is not None and len(text) > limit:
+        text = text[: max(0, limit - 3)] + "..."
+    return text
+
+
+def _escape(character: str) -> str:
+    code = ord(character)
+    if code < 0x100:
+        return {"\t": "\\t", "\n": "\\n", "\r": "\\r"}.get(character, f"\\x{code:02x}")
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+# A reason phrase is a few words ("Service Unavailable"); a longer one is junk.
+REASON_LIMIT = 100
+
+
 class HTTPStatusError(SurefetchError):
     """A server answered with an HTTP status that is not a success.
 
     ``retry_after`` holds the server's Retry-After in seconds, when it sent one.
+    ``reason`` is the server's reason phrase made safe to show (`printable`:
+    control characters escaped, at most 100 characters), since a hostile
+    server chooses it.
 
     Example:
         >>> error = HTTPStatusError(url="https://example.org/a", status=503, retry_after=5)
@@ -138,7 +176,8 @@ class HTTPStatusError(SurefetchError):
     ):
         self.url = url
         self.status = status
-        self.reason = reason
+        self.reason = printable(reason, limit=REASON_LIMIT)
+        reason = self.reason
         self.retry_after = retry_after
         text = f"HTTP {status}" + (f" {reason}" if reason else "") + f" from {url}"
         if retry_after is not None:

@@ -10,16 +10,32 @@ from __future__ import annotations
 
 import posixpath
 import re
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from collections.abc import Iterable
+from urllib.parse import unquote, unquote_plus, urlsplit, urlunsplit
 
 from surefetch._errors import ConfigError
 
 REDACTED = "***"
-_SECRET_QUERY_KEYS = re.compile(
-    r"(token|key|secret|sig|signature|password|passwd|pwd|auth|credential|session|"
-    r"^x-amz-|^x-goog-)",
+# Query keys whose values are hidden (the rule is documented in
+# docs/guide/downloads.md, "Credentials"; tests/test_redaction.py holds it):
+# a key containing one of these words, in any case, or any parameter of an AWS
+# or Google Cloud signed URL (every one of them is part of the signature) ...
+_SECRET_KEY_WORDS = re.compile(
+    r"token|secret|pass|pwd|auth|cred|session|sig|key|code|cookie|jwt|hmac|accessid|"
+    r"^x-amz-|^x-goog-",
     re.IGNORECASE,
 )
+# ... or one of these short keys exactly: a session id, and the fields of an
+# Azure shared access signature (signed version, services, resource types,
+# permissions, expiry, start, protocol, resource, identifier, IP range, and
+# the signed-key fields of a user delegation SAS).
+# fmt: off
+_SECRET_KEYS = frozenset((
+    "sid", "sv", "ss", "srt", "sp", "se", "st", "spr", "sr", "si", "sip", "sdd", "ske", "skoid",
+    "skt", "sktid", "sks", "skv", "saoid", "suoid", "scid", "ses", "rscc", "rscd", "rsce", "rscl",
+    "rsct",
+))
+# fmt: on
 _SAFE_FILENAME = re.compile(r"[^A-Za-z0-9._+-]")
 
 
@@ -89,55 +105,124 @@ def parse_url(url: str) -> ParsedURL:
     )
 
 
-def redact_url(url: str) -> str:
-    """Hide the userinfo and secret-looking query values of ``url``.
+def is_secret_key(key: str) -> bool:
+    """Whether the value of the query (or fragment) parameter ``key`` is hidden when shown.
+
+    True for a key that contains ``token``, ``secret``, ``pass``, ``pwd``,
+    ``auth``, ``cred``, ``session``, ``sig``, ``key``, ``code``, ``cookie``,
+    ``jwt``, ``hmac`` or ``accessid`` (in any case), that starts with
+    ``x-amz-`` or ``x-goog-``, or that is exactly ``sid`` or a field of an
+    Azure shared access signature (``sv``, ``se``, ``sp``, ``sr``, ``st``,
+    ``spr``, ...). Hiding a value that was not secret costs little; showing
+    one that was costs a credential.
 
     Example:
-        >>> redact_url("http://u:p@h/x?a=1&access_token=s3cret")
-        'http://***@h/x?a=1&access_token=***'
+        >>> [is_secret_key(k) for k in ("code", "X-Amz-Date", "sv", "version", "name")]
+        [True, True, True, False, False]
     """
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return REDACTED
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = f"{REDACTED}@{netloc.rsplit('@', 1)[1]}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        if any(_SECRET_QUERY_KEYS.search(k) for k, _ in pairs):
-            query = urlencode(
-                [(k, REDACTED if _SECRET_QUERY_KEYS.search(k) else v) for k, v in pairs],
-                safe="*",
-            )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    name = key.strip().lower()
+    return name in _SECRET_KEYS or _SECRET_KEY_WORDS.search(name) is not None
+
+
+def _split(url: str) -> tuple[str, str, str, str | None, str | None]:
+    """``url`` as (scheme and ``//``, authority, path, query or None, fragment or None).
+
+    By hand rather than with `urlsplit`, which raises on some inputs and
+    re-assembles others differently: what is shown must be the URL as given,
+    with only its secrets replaced. Without a scheme, the text up to the first
+    ``/`` counts as the authority, so that ``user:password@host/...`` typed
+    without ``https://`` is still recognised.
+    """
+    head, hash_mark, fragment = url.partition("#")
+    head, question_mark, query = head.partition("?")
+    scheme_end = head.find("://")
+    if scheme_end >= 0:
+        start = scheme_end + 3
+    elif head.startswith("//"):
+        start = 2
+    else:
+        start = 0
+    slash = head.find("/", start)
+    end = len(head) if slash < 0 else slash
+    return (
+        head[:start],
+        head[start:end],
+        head[end:],
+        query if question_mark else None,
+        fragment if hash_mark else None,
+    )
+
+
+def _redact_parameters(text: str) -> str:
+    pieces = []
+    for piece in text.split("&"):
+        key, equals, value = piece.partition("=")
+        if equals and value and is_secret_key(unquote_plus(key)):
+            piece = f"{key}={REDACTED}"
+        pieces.append(piece)
+    return "&".join(pieces)
+
+
+def redact_url(url: str) -> str:
+    """Hide the userinfo and the values of secret-looking parameters (`is_secret_key`) of ``url``.
+
+    Everything else keeps its exact form. The result is for showing only:
+    requests and cache keys use the real URL.
+
+    Example:
+        >>> redact_url("http://u:p@h/x?a=1&access_token=s3cret&X-Amz-Signature=ab12")
+        'http://***@h/x?a=1&access_token=***&X-Amz-Signature=***'
+        >>> redact_url("https://acct.blob.core.windows.net/c/f.zip?sv=2021-08-06&se=2030-01-01&sp=r&sig=Zm9v")
+        'https://acct.blob.core.windows.net/c/f.zip?sv=***&se=***&sp=***&sig=***'
+    """
+    prefix, authority, path, query, fragment = _split(url)
+    if "@" in authority:
+        authority = f"{REDACTED}@{authority.rpartition('@')[2]}"
+    shown = prefix + authority + path
+    if query is not None:
+        shown += "?" + _redact_parameters(query)
+    if fragment is not None:
+        shown += "#" + _redact_parameters(fragment)
+    return shown
+
+
+# Shorter secrets are not scrubbed out of free text: replacing every "ab" would
+# garble messages, and a two-character secret protects nothing anyway. Within
+# a URL, `redact_url` hides values of any length.
+_MIN_SCRUBBED = 3
 
 
 def secrets_of(url: str) -> list[str]:
-    """The secret strings in ``url`` (password, secret query values), longest first."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return []
+    """The secret strings in ``url`` (password, secret parameter values), longest first.
+
+    Both as written and percent-decoded, since a message may quote either.
+
+    Example:
+        >>> secrets_of("https://me:pw%21x@h/f?sig=a%2Bb&v=1")
+        ['pw%21x', 'a%2Bb', 'pw!x', 'a+b']
+    """
+    prefix, authority, _, query, fragment = _split(url)
     found: list[str] = []
-    if parts.password:
-        found += [parts.password, unquote(parts.password)]
-    if parts.username and parts.password is None:
-        found += [parts.username, unquote(parts.username)]  # a bare token as user
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if value and _SECRET_QUERY_KEYS.search(key):
-            found.append(value)
-    raw_query = parts.query
-    for piece in raw_query.split("&"):
-        key, _, value = piece.partition("=")
-        if value and _SECRET_QUERY_KEYS.search(unquote(key)):
-            found.append(value)
-    return sorted({s for s in found if len(s) >= 3}, key=len, reverse=True)
+    userinfo, at, _ = authority.rpartition("@")
+    if at:
+        user, colon, password = userinfo.partition(":")
+        if colon:
+            found += [password, unquote(password)]
+        elif prefix:
+            found += [user, unquote(user)]  # a bare token as the user name
+    for text in (query, fragment):
+        for piece in (text or "").split("&"):
+            key, equals, value = piece.partition("=")
+            if equals and value and is_secret_key(unquote_plus(key)):
+                found += [value, unquote_plus(value), unquote(value)]
+    return sorted({s for s in found if len(s) >= _MIN_SCRUBBED}, key=len, reverse=True)
 
 
 class Redactor:
     """Scrubs known secret values out of text.
+
+    It knows the secrets of the URLs it is given (`secrets_of`): give it every
+    word that may hold one, such as every word of a command line.
 
     Example:
         >>> r = Redactor(["https://u:hunter22@h/x"])
@@ -145,18 +230,30 @@ class Redactor:
         'failed: https://u:***@h/x'
     """
 
-    def __init__(self, urls: list[str] | tuple[str, ...] = ()) -> None:
+    def __init__(self, urls: Iterable[str] = ()) -> None:
         self._secrets: list[str] = []
         for url in urls:
             self.add(url)
 
     def add(self, url: str) -> None:
-        """Remember the secrets of one more URL."""
+        """Remember the secrets of one more URL.
+
+        Example:
+            >>> r = Redactor()
+            >>> r.add("extra?token=abc123")
+            >>> r.scrub("unrecognized arguments: extra?token=abc123")
+            'unrecognized arguments: extra?token=***'
+        """
         merged = set(self._secrets) | set(secrets_of(url))
         self._secrets = sorted(merged, key=len, reverse=True)
 
     def scrub(self, text: str) -> str:
-        """``text`` with every known secret replaced by ``***``."""
+        """``text`` with every known secret replaced by ``***``.
+
+        Example:
+            >>> Redactor(["https://h/f?sig=s3cr3t"]).scrub("GET /f?sig=s3cr3t: 403")
+            'GET /f?sig=***: 403'
+        """
         for secret in self._secrets:
             text = text.replace(secret, REDACTED)
         return text

@@ -3,16 +3,22 @@
 ``dir``, ``info``, ``verify [--fix]``, ``prune`` and ``clean``; each accepts
 ``--cache-dir DIR`` (over ``SUREFETCH_CACHE_DIR``) and ``-v`` (log retries and
 waits). Expected failures print ``error: ...`` with ``Caused by:`` lines and
-exit 1 (2 for an invalid setting), never a traceback.
+exit 1 (2 for an invalid setting), never a traceback. Every command but
+``dir`` needs a cache at the directory (`check_cache_exists`): a directory
+that does not exist, or holds other files and no cache, is a usage error.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from surefetch._cache.layout import LOCKS_DIR, TAG_NAME, TMP_DIR
 from surefetch._cache.store import Cache
 from surefetch._cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from surefetch._cli.output import configure_logging, run_reporting
@@ -49,14 +55,16 @@ def add_parser(commands: Any) -> None:
     parser.set_defaults(handler=lambda args: _usage(parser))
     sub = parser.add_subparsers(dest="cache_command", metavar="COMMAND")
 
-    def add(name: str, action: Action, help: str) -> argparse.ArgumentParser:
+    def add(
+        name: str, action: Action, help: str, *, needs_cache: bool = True
+    ) -> argparse.ArgumentParser:
         command: argparse.ArgumentParser = sub.add_parser(
             name, parents=[common], help=help, description=help[0].upper() + help[1:] + "."
         )
-        command.set_defaults(handler=lambda args: _run(args, action))
+        command.set_defaults(handler=lambda args: _run(args, action, needs_cache=needs_cache))
         return command
 
-    add("dir", _dir, "print the cache directory")
+    add("dir", _dir, "print the cache directory", needs_cache=False)
     add("info", _info, "show entries and sizes per bucket")
     verify = add("verify", _verify, "re-hash every entry; exit 1 if one is corrupt")
     verify.add_argument("--fix", action="store_true", help="remove the corrupt entries")
@@ -76,7 +84,35 @@ def _usage(parser: argparse.ArgumentParser) -> int:
     return EXIT_USAGE
 
 
-def _run(args: argparse.Namespace, action: Action) -> int:
+def check_cache_exists(root: Path) -> None:
+    """Raise `ConfigError` (exit 2) unless ``root`` holds a cache, or is an empty directory.
+
+    A mistyped ``--cache-dir`` must not pass ``verify`` as an empty cache, nor
+    make ``clean`` tag some other directory as a cache (backup tools skip a
+    directory with a ``CACHEDIR.TAG``). A cache is recognised by its tag, its
+    temporary area, its locks or a bucket (``<bucket>-v<N>``).
+
+    Example:
+        >>> check_cache_exists(Path("/nonexistent/cache"))
+        Traceback (most recent call last):
+        ...
+        surefetch._errors.ConfigError: No cache at /nonexistent/cache: the directory does not exist
+    """
+    try:
+        names = os.listdir(root)
+    except FileNotFoundError:
+        raise ConfigError(f"No cache at {root}: the directory does not exist") from None
+    except NotADirectoryError:
+        raise ConfigError(f"No cache at {root}: it is not a directory") from None
+    ours = {TAG_NAME, TMP_DIR, LOCKS_DIR}
+    if names and not any(name in ours or _BUCKET_DIR.fullmatch(name) for name in names):
+        raise ConfigError(f"No cache at {root}: the directory holds other files and no {TAG_NAME}")
+
+
+_BUCKET_DIR = re.compile(r"[a-z0-9_]+-v[0-9]+")
+
+
+def _run(args: argparse.Namespace, action: Action, *, needs_cache: bool) -> int:
     redactor = Redactor()
     verbose = getattr(args, "verbose", 0)
     configure_logging(verbosity=verbose, redactor=redactor)
@@ -85,7 +121,10 @@ def _run(args: argparse.Namespace, action: Action) -> int:
         cache_dir = getattr(args, "cache_dir", None)
         if cache_dir is not None and not cache_dir.strip():
             raise ConfigError("--cache-dir '' is not valid: expected a directory")
-        return action(Cache(cache_dir), args)
+        cache = Cache(cache_dir)
+        if needs_cache:
+            check_cache_exists(cache.root)
+        return action(cache, args)
 
     return run_reporting(run, redactor=redactor, verbose=verbose > 0)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import shutil
+import stat
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from surefetch._cli.exit_codes import EXIT_OK
 from surefetch._cli.output import ProgressBar, configure_logging, run_reporting
 from surefetch._config import MAX_RETRIES, parse_whole_number
 from surefetch._errors import ConfigError
-from surefetch._url import Redactor
+from surefetch._url import Redactor, filename_from_url
 
 
 def add_parser(commands: Any) -> None:
@@ -27,7 +28,17 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument("url", metavar="URL")
     parser.add_argument("--sha256", metavar="HEX", help="expected sha256 of the file")
-    parser.add_argument("-o", "--output", metavar="PATH", help="also write the file to PATH")
+    parser.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        help="also write the file to PATH (into it if it is a directory)",
+    )
+    parser.add_argument(
+        "--create-dirs",
+        action="store_true",
+        help="create the missing parent directories of -o PATH or --extract DIR",
+    )
     parser.add_argument(
         "--mirror",
         metavar="URL",
@@ -72,26 +83,98 @@ def add_parser(commands: Any) -> None:
     parser.set_defaults(handler=run_fetch)
 
 
-def _write_output(source: Path, target: str) -> Path:
-    """Copy the cached file to ``target`` atomically; the cache entry stays untouched."""
+def _missing_parent(directory: Path, *, flag: str, target: str, create_dirs: bool) -> None:
+    """Refuse a ``directory`` to write into that is not one, or is missing without --create-dirs.
+
+    Checked before fetching, so that a typo in a path fails fast and makes no tree.
+    """
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{flag} {target!r} is not valid: {existing} is not a directory")
+    if existing != directory and not create_dirs:
+        raise ConfigError(
+            f"{flag} {target!r} is not valid: the directory {directory} does not exist "
+            "(--create-dirs creates it)"
+        )
+
+
+def _check_output_target(target: str, *, create_dirs: bool) -> None:
+    """Check the -o target before fetching: its directory must exist (or --create-dirs)."""
+    if not target.strip():
+        raise ConfigError("-o '' is not valid: expected a path")
+    path = Path(target).expanduser()
+    if path.is_dir():
+        return  # the file goes inside
+    # A symbolic link is followed, as curl follows it: what counts is where it points.
+    real = Path(os.path.realpath(path))
+    _missing_parent(real.parent, flag="-o", target=target, create_dirs=create_dirs)
+
+
+def _write_output(source: Path, target: str, *, create_dirs: bool) -> Path:
+    """Copy the cached file to ``target``, never destroying what is not ours; the cache stays.
+
+    Nothing or a regular file there is replaced atomically (a temporary file
+    in the same directory, renamed over it), so no reader sees half a file.
+    A symbolic link is followed, and its target treated so, as curl follows
+    it. Anything else (a device such as /dev/null, a FIFO) is not ours to
+    replace: it is opened and written through, as ``curl -o`` does. Returns
+    the path as named (absolute), which is what is printed.
+    """
     destination = Path(target).expanduser()
     if destination.is_dir():
         destination = destination / source.name
-    directory = destination.parent
-    directory.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{destination.name}.")
-    os.close(handle)
+    real = Path(os.path.realpath(destination))
     try:
-        shutil.copyfile(source, temporary)
-        os.chmod(temporary, 0o644)
+        found: os.stat_result | None = os.stat(real)
+    except FileNotFoundError:
+        found = None
+    if found is None or stat.S_ISREG(found.st_mode):
+        if create_dirs:
+            real.parent.mkdir(parents=True, exist_ok=True)
+        _replace(source, real, mode=None if found is None else stat.S_IMODE(found.st_mode))
+    else:
+        with open(source, "rb") as data, open(real, "wb") as out:
+            shutil.copyfileobj(data, out, _CHUNK)
+    return Path(os.path.abspath(destination))
+
+
+_CHUNK = 1 << 20
+
+
+def _replace(source: Path, destination: Path, *, mode: int | None) -> None:
+    """Put a copy of ``source`` at ``destination`` by one rename.
+
+    The temporary file is created with mode 0o666, which the umask trims as
+    it would trim any new file; a replaced file keeps its own mode, as curl
+    and cp keep it.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        temporary = destination.parent / f".{destination.name[:200]}.{secrets.token_hex(4)}.part"
+        try:
+            handle = os.open(temporary, flags, 0o666)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(f"No free temporary name next to {destination}")
+    try:
+        with open(handle, "wb") as out, open(source, "rb") as data:
+            shutil.copyfileobj(data, out, _CHUNK)
+            out.flush()
+            # Durable before it replaces anything: a crash must not leave an empty file.
+            os.fsync(out.fileno())
+        if mode is not None:
+            os.chmod(temporary, mode)
         os.replace(temporary, destination)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
-    return destination.resolve()
 
 
-def _check_extract_target(target: str) -> Path:
+def _check_extract_target(target: str, *, create_dirs: bool) -> Path:
     """The --extract directory, which must not exist or be empty (checked before fetching)."""
     if not target.strip():
         raise ConfigError("--extract '' is not valid: expected a directory")
@@ -103,6 +186,9 @@ def _check_extract_target(target: str) -> Path:
             )
         if any(path.iterdir()):
             raise ConfigError(f"--extract {target!r} is not valid: the directory is not empty")
+    else:
+        parent = Path(os.path.abspath(path)).parent
+        _missing_parent(parent, flag="--extract", target=target, create_dirs=create_dirs)
     return path
 
 
@@ -121,16 +207,19 @@ def run_fetch(args: argparse.Namespace) -> int:
         retries = None
         if args.retries is not None:
             retries = parse_whole_number("--retries", args.retries, minimum=0, maximum=MAX_RETRIES)
-        if args.output is not None and not args.output.strip():
-            raise ConfigError("-o '' is not valid: expected a path")
+        if args.output is not None:
+            _check_output_target(args.output, create_dirs=args.create_dirs)
         strip = parse_whole_number(
             "--strip-components", args.strip_components, minimum=0, maximum=1000
         )
-        extract_to = None if args.extract is None else _check_extract_target(args.extract)
+        extract_to = None
+        if args.extract is not None:
+            extract_to = _check_extract_target(args.extract, create_dirs=args.create_dirs)
         if extract_to is not None and args.output is not None:
             raise ConfigError("-o and --extract cannot be used together")
         show_bar = not args.quiet and not args.json and sys.stderr.isatty() and sys.stdout.isatty()
-        bar = ProgressBar(redactor.scrub(args.url.rsplit("/", 1)[-1])) if show_bar else None
+        # The file's name alone: no query (a secret of any length), nothing rich reads as markup.
+        bar = ProgressBar(filename_from_url(args.url)) if show_bar else None
         try:
             result = run_sync(
                 afetch_result(
@@ -151,14 +240,17 @@ def run_fetch(args: argparse.Namespace) -> int:
                 bar.close()
         shown = result.path
         if args.output is not None:
-            shown = _write_output(result.path, args.output)
+            shown = _write_output(result.path, args.output, create_dirs=args.create_dirs)
         if args.json:
             record = result.to_json()
             record["path"] = str(shown)
             record["cache_path"] = str(result.extra.get("cache_path", result.path))
             if extract_to is not None:
                 record["extracted_to"] = str(shown)
-            print(redactor.scrub(json.dumps(record)))
+            # The URL alone is scrubbed (again): the paths and the hash are real
+            # values, which a secret that happens to occur in them must not spoil.
+            record["url"] = redactor.scrub(record["url"])
+            print(json.dumps(record))
         elif not args.quiet or args.output is None:
             print(shown)
         return EXIT_OK

@@ -55,6 +55,27 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(parser: argparse.ArgumentParser, words: list[str]) -> argparse.Namespace:
+    """``parser.parse_args(words)``, with every credential in ``words`` scrubbed from its messages.
+
+    argparse quotes what it does not understand ("unrecognized arguments:
+    https://user:password@..."), on standard error; so whatever it writes
+    there goes through a `Redactor` that knows every word of the command line.
+    """
+    import contextlib
+    import io
+
+    from surefetch._url import Redactor
+
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said):
+            return parser.parse_args(words)
+    finally:
+        if said.getvalue():
+            sys.stderr.write(Redactor(words).scrub(said.getvalue()))
+
+
 def _run(words: list[str]) -> int:
     """Parse ``words`` and run the command, leaving the logging set-up as it was."""
     from surefetch._cli.output import logging_left_as_found
@@ -63,7 +84,7 @@ def _run(words: list[str]) -> int:
     # --version, and with either, the full parser answers.
     parser = _parser(words[0] if words else None)
     with logging_left_as_found():
-        args = parser.parse_args(words)
+        args = _parse(parser, words)
         if args.command is None:
             parser.print_help(sys.stdout)
             return EXIT_USAGE

@@ -1,8 +1,9 @@
 """What the command line prints: errors with their causes, logs, progress.
 
 Expected failures print ``error: <what failed>`` and one ``  Caused by:``
-line per link of the cause chain, with credentials scrubbed, and map to an
-exit code (see `surefetch._cli.exit_codes`); they never print a traceback.
+line per link of the cause chain, with credentials scrubbed and control
+characters escaped (`shown`), and map to an exit code (see
+`surefetch._cli.exit_codes`); they never print a traceback.
 Every command reports through `run_reporting` and sets up the ``surefetch``
 logger with `configure_logging`; `surefetch._cli.main` puts the logger back
 as it found it (`logging_left_as_found`) when the command returns.
@@ -23,7 +24,7 @@ from surefetch._cli.exit_codes import (
     EXIT_USAGE,
     INTERRUPTED_MESSAGE,
 )
-from surefetch._errors import ConfigError, RetriesExhausted, SurefetchError
+from surefetch._errors import ConfigError, RetriesExhausted, SurefetchError, printable
 from surefetch._retry.classify import iter_chain
 from surefetch._url import Redactor
 
@@ -89,7 +90,27 @@ def format_error(error: BaseException, *, redactor: Redactor, verbose: bool = Fa
                         f"{_text(attempt.error)}{wait}"
                     )
                 break
-    return redactor.scrub("\n".join(lines))
+    return "\n".join(shown(line, redactor=redactor) for line in lines)
+
+
+# The longest line an error or a log record prints. Beyond it a message is
+# junk (a garbage reply quoted back), and a person reads none of it.
+LINE_LIMIT = 1000
+
+
+def shown(text: str, *, redactor: Redactor) -> str:
+    r"""``text`` as the command line prints it: secrets scrubbed, then made inert and capped.
+
+    Scrubbing comes first, so that a cut never leaves half a secret behind;
+    then control characters are escaped (`printable`), since error messages
+    and log records quote what servers sent.
+
+    Example:
+        >>> redactor = Redactor(["https://u:pw1@h/"])
+        >>> print(shown("HTTP 503 \x1b]0;pwned\x07 from https://u:pw1@h/", redactor=redactor))
+        HTTP 503 \x1b]0;pwned\x07 from https://u:***@h/
+    """
+    return printable(redactor.scrub(text), limit=LINE_LIMIT)
 
 
 def exit_code_for(error: BaseException) -> int:
@@ -118,7 +139,7 @@ class _ScrubFilter(logging.Filter):
         self._redactor = redactor
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = self._redactor.scrub(record.getMessage())
+        record.msg = shown(record.getMessage(), redactor=self._redactor)
         record.args = None
         return True
 

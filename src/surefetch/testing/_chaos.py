@@ -437,6 +437,7 @@ class ChaosServer:
                     body_bytes_sent=0,
                     range_start=range_start,
                     connection=conn,
+                    target=request.target,
                 )
             )
             return await self._respond(writer, request, response, fault, index)

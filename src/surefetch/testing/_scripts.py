@@ -160,6 +160,8 @@ class RequestRecord:
     counts body bytes handed to the socket. *range_start* is the first byte the
     client asked for (suffix ranges resolved against the file size), or None.
     *connection* numbers TCP connections, so that keep-alive reuse is visible.
+    *target* is the request-target exactly as sent (``/a?sig=...``): the query
+    string, which *path* leaves out, shows what the client really asked for.
 
     Example:
         >>> rec = RequestRecord("GET", "/a", {}, 200, None, 10, None)
@@ -175,6 +177,7 @@ class RequestRecord:
     body_bytes_sent: int
     range_start: int | None
     connection: int = 0
+    target: str = ""
 
 
 def _non_negative(value: int, name: str) -> int:

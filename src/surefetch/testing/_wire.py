@@ -33,6 +33,7 @@ class Request:
     path: str
     version: str
     headers: dict[str, str]
+    target: str = ""  # the request-target as sent, query included
 
 
 @dataclass(slots=True)
@@ -80,7 +81,7 @@ def parse_head(head: bytes) -> Request:
         raw = urlsplit(target).path or "/"
     else:
         raw = target
-    return Request(method, unquote(raw), version, headers)
+    return Request(method, unquote(raw), version, headers, target)
 
 
 async def discard_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> None:
