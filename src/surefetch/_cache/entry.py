@@ -40,6 +40,10 @@ class EntryMeta:
         Filled in by the cache when it commits the entry: ``"file"`` with the
         payload's file name, or ``"tree"`` with the number of files and the
         manifest hash that `Cache.verify` recomputes (see `tree_manifest`).
+    ``content_key``
+        True when the entry's key is its ``sha256`` (`content_key`): `Cache.verify`
+        then also checks that the key and the recorded hash agree. Written to
+        ``entry.json`` only when true, so older readers see the same format.
 
     Example:
         >>> meta = EntryMeta(url="https://example.org/a.txt", size=2, sha256="ab" * 32,
@@ -56,6 +60,7 @@ class EntryMeta:
     filename: str | None = None
     files: int | None = None
     manifest: str | None = None
+    content_key: bool = False
 
     def to_json(self) -> bytes:
         """The ``entry.json`` content.
@@ -78,6 +83,8 @@ class EntryMeta:
             "files": self.files,
             "manifest": self.manifest,
         }
+        if self.content_key:
+            record["content_key"] = True
         return json.dumps(record, indent=1).encode("utf-8")
 
     @classmethod
@@ -160,6 +167,7 @@ def _from_record(record: dict[str, object]) -> EntryMeta:
         filename=record["filename"],  # type: ignore[arg-type]
         files=record["files"],  # type: ignore[arg-type]
         manifest=record["manifest"],  # type: ignore[arg-type]
+        content_key=record["content_key"] is True,
     )
 
 

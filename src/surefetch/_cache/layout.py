@@ -21,10 +21,6 @@ BUCKET_WHEELS = "wheels"
 # of a bucket not named here.
 BUCKET_VERSIONS: dict[str, int] = {BUCKET_DOWNLOADS: 1, BUCKET_ARCHIVES: 1, BUCKET_WHEELS: 1}
 LAYOUT_VERSION = 1
-# Buckets in which a 64-digit key is the sha256 of the entry's payload (what
-# content_key makes), so the sha256 an entry records must equal it. Not the
-# archives bucket: a tree cannot be checked against its archive's hash.
-CONTENT_ADDRESSED = frozenset({BUCKET_DOWNLOADS})
 META_NAME = "entry.json"
 TAG_NAME = "CACHEDIR.TAG"
 LOCKS_DIR = "locks"
@@ -184,6 +180,7 @@ def parse_record(data: bytes) -> dict[str, object]:
         "filename": filename,
         "files": files,
         "manifest": manifest,
+        "content_key": record.get("content_key") is True,
     }
 
 
@@ -222,17 +219,3 @@ def payload_path(directory: str, kind: object, filename: object) -> str:
     if kind == KIND_FILE:
         return f"{directory}{os.sep}{KIND_FILE}{os.sep}{filename}"
     return f"{directory}{os.sep}{KIND_TREE}"
-
-
-def named_sha256(bucket: str, key: str) -> str | None:
-    """The sha256 that ``key`` names in ``bucket``, or None when it is not a content key.
-
-    Example:
-        >>> named_sha256("downloads", "ab" * 32) == "ab" * 32
-        True
-        >>> named_sha256("downloads", "ab" * 16) is None  # a URL key
-        True
-    """
-    if bucket not in CONTENT_ADDRESSED or len(key) != 64:
-        return None
-    return key if _HEX_DIGITS.issuperset(key) and key == key.lower() else None

@@ -34,7 +34,6 @@ from surefetch._cache.layout import (
     TAG_NAME,
     TRASH_PREFIX,
     bucket_version,
-    named_sha256,
 )
 from surefetch._cache.names import BUCKET_DIR_PATTERN, KEY_PATTERN
 from surefetch._cache.reports import (
@@ -136,7 +135,7 @@ def _entry_dirs(bucket_dir: str) -> Iterator[tuple[str, str, str]]:
 # --- verify --------------------------------------------------------------------
 
 
-def _problem(bucket: str, shard: str, name: str, path: str) -> str | None:
+def _problem(shard: str, name: str, path: str) -> str | None:
     """Why the entry at ``path`` is unsound, or None when it is sound."""
     if not KEY_PATTERN.fullmatch(name) or name[:2] != shard:
         return "not a cache entry (unexpected name)"
@@ -148,11 +147,10 @@ def _problem(bucket: str, shard: str, name: str, path: str) -> str | None:
         return f"unreadable {META_NAME}: {error}"
     if meta is None:
         return f"{META_NAME} is missing"
-    named = named_sha256(bucket, name)
-    if named is not None and meta.sha256 != named:
+    if meta.content_key and meta.sha256 != name:
         # Payload and entry.json agree with each other, but not with the key:
         # a hit for this sha256 would hand out other bytes.
-        return f"its key names sha256 {named}, its {META_NAME} records {meta.sha256}"
+        return f"its key names sha256 {name}, its {META_NAME} records {meta.sha256}"
     payload = payload_path(path, meta)
     if meta.kind == KIND_FILE:
         if not os.path.isfile(payload):
@@ -192,7 +190,7 @@ def verify(cache: MaintainedCache, *, fix: bool) -> VerifyReport:
         for shard, name, path in _entry_dirs(bucket_dir):
             stamp = _stamp(path)
             try:
-                reason = _problem(bucket, shard, name, path)
+                reason = _problem(shard, name, path)
             except FileNotFoundError as error:
                 if not os.path.lexists(path):
                     continue  # removed by another process while we looked

@@ -181,7 +181,11 @@ class _PlacedTreeStore:
             strip_components=self.strip_components,
         )
         meta = EntryMeta(
-            url=resolved.primary.redacted, size=partial.size, sha256=digest, created=time.time()
+            url=resolved.primary.redacted,
+            size=partial.size,
+            sha256=digest,
+            created=time.time(),
+            content_key=resolved.sha256 is not None,
         )
         if must_replace(resolved, cache, refresh=self.options.refresh):
             await asyncio.to_thread(cache.remove, resolved.bucket, resolved.key)

@@ -48,7 +48,13 @@ class _FileStore:
         url, partial, digest = await download_any(
             resolved, sessions=self.sessions, options=self.options, stats=stats
         )
-        meta = EntryMeta(url=url.redacted, size=partial.size, sha256=digest, created=time.time())
+        meta = EntryMeta(
+            url=url.redacted,
+            size=partial.size,
+            sha256=digest,
+            created=time.time(),
+            content_key=resolved.sha256 is not None,
+        )
         if must_replace(resolved, cache, refresh=self.options.refresh):
             await asyncio.to_thread(cache.remove, resolved.bucket, resolved.key)
         entry = await asyncio.to_thread(
