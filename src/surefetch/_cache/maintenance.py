@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -45,7 +44,7 @@ from surefetch._cache.reports import (
     VerifyReport,
 )
 from surefetch._errors import CacheError, RetriesExhausted
-from surefetch._fs import ops as _fs
+from surefetch._fs import ops as _fs, tree as _fs_tree
 
 if TYPE_CHECKING:
     from surefetch._retry.policy import RetryPolicy
@@ -96,25 +95,11 @@ def _scan(path: str) -> list[os.DirEntry[str]]:
 
 
 def tree_size(path: str) -> int:
-    """Bytes of the files under ``path`` (or of ``path``), not following links."""
+    """Bytes of the files under ``path`` (or of ``path``), not following links, at any depth."""
     try:
-        st = os.lstat(path)
+        return _fs_tree.tree_size(path)
     except FileNotFoundError:
-        return 0
-    if not stat.S_ISDIR(st.st_mode):
-        return st.st_size
-    total = 0
-    pending = [path]
-    while pending:
-        for item in _scan(pending.pop()):
-            try:
-                if item.is_dir(follow_symlinks=False):
-                    pending.append(item.path)
-                else:
-                    total += item.stat(follow_symlinks=False).st_size
-            except FileNotFoundError:
-                pass
-    return total
+        return 0  # taken away concurrently
 
 
 def _bucket_dirs(cache: MaintainedCache) -> Iterator[tuple[str, int, str]]:
@@ -243,8 +228,8 @@ def _age(path: str, now: float) -> float | None:
 
 def _remove(cache: MaintainedCache, path: str) -> int | None:
     """Remove ``path``; the bytes it held, or None when it could not be removed."""
-    size = tree_size(path)
     try:
+        size = tree_size(path)
         _fs.remove_tree(path, policy=cache.fs_policy)
     except (OSError, RetriesExhausted) as error:
         logger.warning("Could not remove %s: %s", path, error)

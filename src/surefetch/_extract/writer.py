@@ -39,6 +39,8 @@ _CREATE_FLAGS = (
 _SEPARATORS = re.compile(r"[/\\]")
 _DRIVE = re.compile(r"[A-Za-z]:")
 _UTIME_BY_FD = os.utime in os.supports_fd
+# Characters of a member name an error shows in full; a longer one is shortened.
+_SHOWN_NAME = 200
 
 
 class _BadName(Exception):
@@ -140,8 +142,15 @@ class SafeTree:
         )
 
     def refuse(self, reason: str) -> NoReturn:
-        """Refuse the archive because of the current member (if any)."""
-        raise UnsafeArchiveError(archive=self._archive, member=self.member, reason=reason)
+        """Refuse the archive because of the current member (if any).
+
+        A name of thousands of characters (an absurdly deep one) is shown by
+        its ends, so that the error stays readable.
+        """
+        member = self.member
+        if member is not None and len(member) > _SHOWN_NAME:
+            member = f"{member[: _SHOWN_NAME // 2]}...{member[-_SHOWN_NAME // 4 :]}"
+        raise UnsafeArchiveError(archive=self._archive, member=member, reason=reason)
 
     def expect(self, *, members: int, total_bytes: int) -> None:
         """Refuse upfront an archive whose index already announces too much (zip)."""
@@ -266,7 +275,15 @@ class SafeTree:
             parts = split_name(name)
         except _BadName as refusal:
             self.refuse(str(refusal))
-        return parts[self._strip :] or None
+        parts = parts[self._strip :]
+        if len(parts) > self._limits.max_depth:
+            self._refuse_depth(len(parts))
+        return parts or None
+
+    def _refuse_depth(self, depth: int) -> NoReturn:
+        self.refuse(
+            f"is {depth} levels deep, deeper than the limit of {self._limits.max_depth} levels"
+        )
 
     def _check_count(self, members: int) -> None:
         if members > self._limits.max_files:
@@ -296,6 +313,11 @@ class SafeTree:
                 known = self._enter(path, parts[index], key)
                 self._remember(key, known)
             path = known
+            # Through a symlink the real depth can exceed the name's (a link to a
+            # deep directory, then names below it): count where it really is.
+            depth = path.count(os.sep) - self._root.count(os.sep) + len(parts) - 1 - index
+            if depth > self._limits.max_depth:
+                self._refuse_depth(depth)
         return path
 
     def _remember(self, key: str, path: str) -> None:

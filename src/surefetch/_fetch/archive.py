@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import os
-import shutil
 import tempfile
 import time
 from contextlib import AbstractContextManager
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from surefetch._cache.entry import EntryMeta
 from surefetch._cache.layout import BUCKET_ARCHIVES
-from surefetch._errors import ConfigError
+from surefetch._errors import ConfigError, RetriesExhausted
 from surefetch._extract.archive import ExtractLimits, extract_file
 from surefetch._fetch.options import Options
 from surefetch._fetch.request import (
@@ -37,9 +37,12 @@ from surefetch._fetch.request import (
 )
 from surefetch._fetch.single_flight import single_flight
 from surefetch._fetch.streaming import download_and_extract
+from surefetch._fs.ops import remove_tree
 from surefetch._http.session import Sessions
 from surefetch._http.stats import DownloadStats
 from surefetch._url import filename_from_url
+
+logger = logging.getLogger("surefetch")
 
 
 def archive_key(key: str, strip_components: int) -> str:
@@ -230,7 +233,14 @@ async def fetch_archive_to(
         )
         return await single_flight(store, refresh=options.refresh, offline=options.offline)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        _remove_staging(staging)
+
+
+def _remove_staging(staging: Path) -> None:
+    try:
+        remove_tree(staging)
+    except (OSError, RetriesExhausted) as error:
+        logger.warning("Could not remove %s: %s", staging, error)
 
 
 def _placed(result: FetchResult, tree: Path, target: Path, *, files: int) -> FetchResult:
