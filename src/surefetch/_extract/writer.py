@@ -16,6 +16,7 @@ the extraction runs.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import stat
@@ -39,12 +40,32 @@ _CREATE_FLAGS = (
 _SEPARATORS = re.compile(r"[/\\]")
 _DRIVE = re.compile(r"[A-Za-z]:")
 _UTIME_BY_FD = os.utime in os.supports_fd
+# Times a signed 64-bit count of nanoseconds holds (the years 1677 to 2262):
+# every platform's utime takes them, and st_mtime_ns can express them.
+_MTIME_LIMIT = float((1 << 63) // 10**9 - 1)
 # Characters of a member name an error shows in full; a longer one is shortened.
 _SHOWN_NAME = 200
 
 
 class _BadName(Exception):
     """A member name or link target that must be refused; the message is the reason."""
+
+
+def sane_mtime(mtime: float | None) -> float | None:
+    """A member's time as the disk can take it: clamped into the years 1677 to 2262.
+
+    An archive's time is only a hint, and a pax header can say anything
+    (``1e400`` reads as infinity): a time out of range is clamped rather than
+    failing the archive, and one that is not a number at all (NaN) is no
+    time, so the file keeps the time it was written at.
+
+    Example:
+        >>> sane_mtime(float("inf")) == _MTIME_LIMIT, sane_mtime(float("nan")), sane_mtime(5.0)
+        (True, None, 5.0)
+    """
+    if mtime is None or math.isnan(mtime):
+        return None
+    return min(max(mtime, -_MTIME_LIMIT), _MTIME_LIMIT)
 
 
 def split_name(name: str) -> list[str]:
@@ -168,7 +189,7 @@ class SafeTree:
     def file(
         self, name: str, *, mode: int, size: int, source: ReadableInto, mtime: float | None
     ) -> None:
-        """Write a regular file of ``size`` bytes from ``source``."""
+        """Write a regular file of ``size`` bytes from ``source`` (``mtime``: see `sane_mtime`)."""
         parts = self._begin(name)
         limit = self._limits.max_member_bytes
         if limit is not None and size > limit:
@@ -178,6 +199,7 @@ class SafeTree:
             return
         path = os.path.join(self._parent(parts), parts[-1])
         file_mode = (mode & 0o777) | 0o600
+        mtime = sane_mtime(mtime)
         try:
             fd = os.open(path, _CREATE_FLAGS, file_mode)
         except FileExistsError:
