@@ -20,6 +20,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from surefetch._cache import staging
 from surefetch._cache.entry import (
     file_sha256,
     payload_path,
@@ -256,7 +257,7 @@ def prune(cache: MaintainedCache, *, older_than: float) -> PruneReport:
         return PruneReport(0, 0, 0, 0)
     cache.prepare()
     now = time.time()
-    temporaries = partials = trash = freed = 0
+    temporaries = partials = trash = stagings = freed = 0
     for item in _scan(tmp):
         if item.name == PARTIAL_DIR:
             for partial in _scan(item.path):
@@ -274,6 +275,16 @@ def prune(cache: MaintainedCache, *, older_than: float) -> PruneReport:
             if size is not None:
                 trash += 1
                 freed += size
+        elif item.name.startswith(staging.PREFIX) and item.name.endswith(staging.CLAIM_SUFFIX):
+            # A staging directory outside the cache, claimed here (see `staging`).
+            age = _age(item.path, now)
+            if age is None or age < older_than:
+                continue
+            digest = item.name.removeprefix(staging.PREFIX).removesuffix(staging.CLAIM_SUFFIX)
+            size = staging.reap(cache, digest)
+            if size is not None:
+                stagings += 1
+                freed += size
         else:
             age = _age(item.path, now)
             if age is None or age < older_than:
@@ -282,13 +293,16 @@ def prune(cache: MaintainedCache, *, older_than: float) -> PruneReport:
             if size is not None:
                 temporaries += 1
                 freed += size
+    for item in _scan(os.fspath(cache.locks_dir)):
+        if item.name.startswith(staging.PREFIX):
+            staging.reap_orphan_lock(cache, item.name)
     # A writer of the cache tag killed before its rename leaves ".CACHEDIR.TAG.*.tmp".
     for item in _scan(os.fspath(cache.root)):
         if item.name.startswith(f".{TAG_NAME}.") and item.name.endswith(".tmp"):
             age = _age(item.path, now)
             if age is not None and age >= older_than and _remove(cache, item.path) is not None:
                 temporaries += 1
-    return PruneReport(temporaries, partials, trash, freed)
+    return PruneReport(temporaries, partials, trash, freed, stagings)
 
 
 # --- clean ---------------------------------------------------------------------

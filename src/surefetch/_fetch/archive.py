@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import logging
 import os
-import tempfile
 import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -23,7 +21,8 @@ from pathlib import Path
 
 from surefetch._cache.entry import EntryMeta
 from surefetch._cache.layout import BUCKET_ARCHIVES
-from surefetch._errors import ConfigError, RetriesExhausted
+from surefetch._cache.staging import Staging, reap_siblings
+from surefetch._errors import ConfigError
 from surefetch._extract.archive import ExtractLimits, extract_file
 from surefetch._fetch.options import Options
 from surefetch._fetch.request import (
@@ -37,12 +36,9 @@ from surefetch._fetch.request import (
 )
 from surefetch._fetch.single_flight import single_flight
 from surefetch._fetch.streaming import download_and_extract
-from surefetch._fs.ops import remove_tree
 from surefetch._http.session import Sessions
 from surefetch._http.stats import DownloadStats
 from surefetch._url import filename_from_url
-
-logger = logging.getLogger("surefetch")
 
 
 def archive_key(key: str, strip_components: int) -> str:
@@ -226,21 +222,19 @@ async def fetch_archive_to(
             "exist or is empty"
         )
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    cache = options.cache
+    # What a killed run for this target left, this cache can tell dead from alive.
+    await asyncio.to_thread(reap_siblings, cache, target)
+    claimed = Staging(cache, target)
+    staging = await asyncio.to_thread(claimed.open)
     try:
         store = _PlacedTreeStore(
             resolved, request.strip_components, target, staging, sessions, options, limits, started
         )
         return await single_flight(store, refresh=options.refresh, offline=options.offline)
     finally:
-        _remove_staging(staging)
-
-
-def _remove_staging(staging: Path) -> None:
-    try:
-        remove_tree(staging)
-    except (OSError, RetriesExhausted) as error:
-        logger.warning("Could not remove %s: %s", staging, error)
+        # Shielded: a cancelled fetch still takes its staging directory away.
+        await asyncio.shield(asyncio.to_thread(claimed.close))
 
 
 def _placed(result: FetchResult, tree: Path, target: Path, *, files: int) -> FetchResult:
