@@ -206,7 +206,7 @@ class SafeTree:
             self._remove(path)
             fd = os.open(path, _CREATE_FLAGS, file_mode)
         try:
-            self._total_bytes += self._copy(source, fd)
+            self._total_bytes += self._copy(source, fd, path)
             if mtime is not None and _UTIME_BY_FD:
                 os.utime(fd, (mtime, mtime))
         finally:
@@ -381,13 +381,19 @@ class SafeTree:
         else:
             os.unlink(path)
 
-    def _copy(self, source: ReadableInto, fd: int) -> int:
+    def _copy(self, source: ReadableInto, fd: int, path: str) -> int:
         buffer = self._buffer
         copied = 0
         while count := source.readinto(buffer):
             chunk = buffer[:count]
-            while chunk:
-                chunk = chunk[os.write(fd, chunk) :]
+            try:
+                while chunk:
+                    chunk = chunk[os.write(fd, chunk) :]
+            except OSError as error:
+                # A failed write names no file; say which one (a full disk, say).
+                if error.filename is None:
+                    error.filename = path
+                raise
             copied += count
         return copied
 

@@ -24,6 +24,7 @@ from surefetch._cache.layout import BUCKET_ARCHIVES
 from surefetch._cache.staging import Staging, reap_siblings
 from surefetch._errors import ConfigError
 from surefetch._extract.archive import ExtractLimits, extract_file
+from surefetch._fetch.disk_full import dropping_partial_when_full
 from surefetch._fetch.options import Options
 from surefetch._fetch.request import (
     FetchRequest,
@@ -72,6 +73,11 @@ class _TreeStore:
         return offline_miss(self.resolved, self.options.cache)
 
     async def produce(self) -> FetchResult:
+        partial_path = self.options.cache.partial_path(self.resolved.bucket, self.resolved.key)
+        with dropping_partial_when_full(partial_path):
+            return await self._produce()
+
+    async def _produce(self) -> FetchResult:
         resolved, cache = self.resolved, self.options.cache
         stats = DownloadStats()
         with cache.temp_dir(resolved.bucket, resolved.key) as work:
@@ -166,6 +172,11 @@ class _PlacedTreeStore:
         return offline_miss(self.resolved, self.options.cache)
 
     async def produce(self) -> FetchResult:
+        partial_path = self.options.cache.partial_path(self.resolved.bucket, self.resolved.key)
+        with dropping_partial_when_full(partial_path):
+            return await self._produce()
+
+    async def _produce(self) -> FetchResult:
         resolved, cache = self.resolved, self.options.cache
         stats = DownloadStats()
         partial, digest, extracted, tree = await download_and_extract(
