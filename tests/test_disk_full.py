@@ -74,7 +74,13 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 @pytest.fixture
 def server() -> Iterator[ChaosServer]:
     tree = make_archive({"pkg/": Dir(), "pkg/blob.bin": File(BIG[: 3 << 19])}, ArchiveFormat.TAR)
-    files = {"/big.bin": BIG, "/small.txt": SMALL, "/pkg.tar": tree, "/page.bin": BIG[: 25 * PAGE]}
+    files = {
+        "/big.bin": BIG,
+        "/mirror/big.bin": BIG,
+        "/small.txt": SMALL,
+        "/pkg.tar": tree,
+        "/page.bin": BIG[: 25 * PAGE],
+    }
     with ChaosServer(files=files) as chaos:
         yield chaos
 
@@ -94,8 +100,10 @@ def test_a_download_too_big_for_the_disk_fails_clearly_and_leaves_the_space_free
 ) -> None:
     cache = small_disk / "cache"
     url = server.url("/big.bin")
-    done = _surefetch("fetch", url, "--cache-dir", str(cache))
+    mirror = server.url("/mirror/big.bin")
+    done = _surefetch("fetch", url, "--mirror", mirror, "--cache-dir", str(cache))
     assert done.returncode == 1, done.stderr
+    assert server.request_count("/mirror/big.bin") == 0  # no mirror makes the bytes fit
     partial = cache / "tmp" / "partial" / f"downloads-v1~{url_key(url)}.part"
     assert done.stderr.startswith(f"error: Failed to download {url}: the disk is full")
     assert "No space left on device" in done.stderr
