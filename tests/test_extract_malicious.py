@@ -7,9 +7,12 @@ those (plus the archives), with the victim untouched.
 
 from __future__ import annotations
 
+import io
+import math
 import os
 import stat
 import tarfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -314,3 +317,43 @@ def test_too_many_members_are_refused(sandbox: Sandbox, archive_format: ArchiveF
     sandbox.refuses(
         members, archive_format, "it has more than 10 members", limits=ExtractLimits(max_files=10)
     )
+
+
+# Times ----------------------------------------------------------------------------------
+
+
+def _tar_with_mtimes(path: Path, mtimes: dict[str, str]) -> None:
+    """A tar whose members' times come from pax headers, written as given."""
+    with tarfile.open(path, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for name, mtime in mtimes.items():
+            member = tarfile.TarInfo(name)
+            member.size = len(name)
+            member.pax_headers = {"mtime": mtime}
+            archive.addfile(member, io.BytesIO(name.encode()))
+
+
+def test_absurd_pax_mtimes_are_clamped_not_fatal(sandbox: Sandbox) -> None:
+    archive = sandbox.archives / "archive.tar"
+    _tar_with_mtimes(
+        archive, {"future": "1e400", "past": "-1e400", "nan": "nan", "fine": "1700000000.5"}
+    )
+    before = time.time()
+    assert extract_file(archive, sandbox.dest).files == 4
+    times = {name: (sandbox.dest / name).stat().st_mtime for name in os.listdir(sandbox.dest)}
+    assert all(math.isfinite(t) for t in times.values())
+    assert times["future"] > 4_102_444_800  # after 2100, as far as the filesystem allows
+    assert times["past"] < 0  # before 1970, as far as the filesystem allows
+    assert times["nan"] >= before - 2  # no time at all: the file keeps when it was written
+    assert times["fine"] == 1_700_000_000.5
+    for name in times:
+        assert (sandbox.dest / name).read_bytes() == name.encode()
+
+
+def test_a_huge_base_256_mtime_is_clamped_not_fatal(sandbox: Sandbox) -> None:
+    archive = sandbox.archives / "archive.tar"
+    with tarfile.open(archive, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        member = tarfile.TarInfo("far")
+        member.size, member.mtime = 1, 2**80  # GNU tar writes it in base 256
+        tar.addfile(member, io.BytesIO(b"x"))
+    extract_file(archive, sandbox.dest)
+    assert math.isfinite((sandbox.dest / "far").stat().st_mtime)

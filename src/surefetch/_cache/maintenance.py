@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from surefetch._cache import staging
 from surefetch._cache.entry import (
     file_sha256,
     payload_path,
@@ -45,7 +45,7 @@ from surefetch._cache.reports import (
     VerifyReport,
 )
 from surefetch._errors import CacheError, RetriesExhausted
-from surefetch._fs import ops as _fs
+from surefetch._fs import ops as _fs, tree as _fs_tree
 
 if TYPE_CHECKING:
     from surefetch._retry.policy import RetryPolicy
@@ -96,25 +96,11 @@ def _scan(path: str) -> list[os.DirEntry[str]]:
 
 
 def tree_size(path: str) -> int:
-    """Bytes of the files under ``path`` (or of ``path``), not following links."""
+    """Bytes of the files under ``path`` (or of ``path``), not following links, at any depth."""
     try:
-        st = os.lstat(path)
+        return _fs_tree.tree_size(path)
     except FileNotFoundError:
-        return 0
-    if not stat.S_ISDIR(st.st_mode):
-        return st.st_size
-    total = 0
-    pending = [path]
-    while pending:
-        for item in _scan(pending.pop()):
-            try:
-                if item.is_dir(follow_symlinks=False):
-                    pending.append(item.path)
-                else:
-                    total += item.stat(follow_symlinks=False).st_size
-            except FileNotFoundError:
-                pass
-    return total
+        return 0  # taken away concurrently
 
 
 def _bucket_dirs(cache: MaintainedCache) -> Iterator[tuple[str, int, str]]:
@@ -247,8 +233,8 @@ def _age(path: str, now: float) -> float | None:
 
 def _remove(cache: MaintainedCache, path: str) -> int | None:
     """Remove ``path``; the bytes it held, or None when it could not be removed."""
-    size = tree_size(path)
     try:
+        size = tree_size(path)
         _fs.remove_tree(path, policy=cache.fs_policy)
     except (OSError, RetriesExhausted) as error:
         logger.warning("Could not remove %s: %s", path, error)
@@ -275,7 +261,7 @@ def prune(cache: MaintainedCache, *, older_than: float) -> PruneReport:
         return PruneReport(0, 0, 0, 0)
     cache.prepare()
     now = time.time()
-    temporaries = partials = trash = freed = 0
+    temporaries = partials = trash = stagings = freed = 0
     for item in _scan(tmp):
         if item.name == PARTIAL_DIR:
             for partial in _scan(item.path):
@@ -293,6 +279,16 @@ def prune(cache: MaintainedCache, *, older_than: float) -> PruneReport:
             if size is not None:
                 trash += 1
                 freed += size
+        elif item.name.startswith(staging.PREFIX) and item.name.endswith(staging.CLAIM_SUFFIX):
+            # A staging directory outside the cache, claimed here (see `staging`).
+            age = _age(item.path, now)
+            if age is None or age < older_than:
+                continue
+            digest = item.name.removeprefix(staging.PREFIX).removesuffix(staging.CLAIM_SUFFIX)
+            size = staging.reap(cache, digest)
+            if size is not None:
+                stagings += 1
+                freed += size
         else:
             age = _age(item.path, now)
             if age is None or age < older_than:
@@ -301,13 +297,16 @@ def prune(cache: MaintainedCache, *, older_than: float) -> PruneReport:
             if size is not None:
                 temporaries += 1
                 freed += size
+    for item in _scan(os.fspath(cache.locks_dir)):
+        if item.name.startswith(staging.PREFIX):
+            staging.reap_orphan_lock(cache, item.name)
     # A writer of the cache tag killed before its rename leaves ".CACHEDIR.TAG.*.tmp".
     for item in _scan(os.fspath(cache.root)):
         if item.name.startswith(f".{TAG_NAME}.") and item.name.endswith(".tmp"):
             age = _age(item.path, now)
             if age is not None and age >= older_than and _remove(cache, item.path) is not None:
                 temporaries += 1
-    return PruneReport(temporaries, partials, trash, freed)
+    return PruneReport(temporaries, partials, trash, freed, stagings)
 
 
 # --- clean ---------------------------------------------------------------------

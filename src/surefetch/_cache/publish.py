@@ -60,7 +60,7 @@ def publish(
     """
     _move(source, payload, policy=policy)
     try:
-        _write_meta(staging, meta)
+        _write_meta(staging, meta, entry_dir, policy=policy)
         return _persist(staging, entry_dir, meta, policy=policy, discard=discard)
     except BaseException:
         # Give the caller its (possibly large) download back rather than delete it.
@@ -92,11 +92,20 @@ def remove_quietly(path: str, *, policy: RetryPolicy | None) -> None:
         logger.warning("Could not remove %s (prune will): %s", path, error)
 
 
-def _write_meta(directory: str, meta: EntryMeta) -> None:
-    with open(os.path.join(directory, META_NAME), "wb") as file:
-        file.write(meta.to_json())
-        file.flush()
-        os.fsync(file.fileno())
+def _write_meta(
+    directory: str, meta: EntryMeta, entry_dir: str, *, policy: RetryPolicy | None
+) -> None:
+    path = os.path.join(directory, META_NAME)
+    try:
+        # Through the fs layer like every other write of the cache: flushed,
+        # retried when the error is spurious, and reachable by fault hooks.
+        _fs.write_atomic(path, meta.to_json(), policy=policy)
+    except (OSError, RetriesExhausted) as error:
+        # A bare "[Errno 28] No space left on device" would say neither what
+        # was being stored nor where.
+        raise CacheError(
+            f"Cannot commit the cache entry {entry_dir}: writing its {META_NAME} ({path}) failed"
+        ) from error
 
 
 def _move(source: str, target: str, *, policy: RetryPolicy | None) -> None:

@@ -66,16 +66,18 @@ class PruneReport:
     partials: int
     trash: int
     bytes: int
+    #: Staging directories that killed ``fetch --extract`` runs left beside their targets.
+    staging: int = 0
 
     @property
     def removed(self) -> int:
         """Items removed in all.
 
         Example:
-            >>> PruneReport(temporaries=2, partials=1, trash=1, bytes=4096).removed
-            4
+            >>> PruneReport(temporaries=2, partials=1, trash=1, bytes=4096, staging=1).removed
+            5
         """
-        return self.temporaries + self.partials + self.trash
+        return self.temporaries + self.partials + self.trash + self.staging
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,10 +14,12 @@ file's ``cache_dir``, else the platform's user cache directory)::
         file/<filename>                   the payload of a file entry, or
         tree/                             the root of an extracted tree
     locks/<bucket>-v<N>~<key>.lock        per-key inter-process locks (never deleted)
+    locks/staging~<digest>.lock           held while a staging directory (`staging`) lives
     tmp/                                  the temporary area, on the same filesystem:
         <bucket>-v<N>~<key>~<random>/     a temporary directory, or an entry being built
         partial/<bucket>-v<N>~<key>.part  a resumable partial download
         trash~<random>/                   something being removed
+        staging~<digest>.claim            names a staging directory outside the cache
 
 ``N`` is the bucket's own layout version (``BUCKET_VERSIONS`` in
 ``surefetch._cache.layout``; 1 for every bucket today, so ``downloads-v1``).
@@ -514,8 +516,10 @@ class Cache:
     def prune(self, *, older_than: float = 3600.0) -> PruneReport:
         """Remove what killed writers left: temporaries and partials whose key is not locked.
 
-        Only items unchanged for ``older_than`` seconds go, and never an entry,
-        so it is safe while other processes use the cache.
+        Also the staging directories that killed ``extract_to`` fetches left
+        beside their targets, found through their claims here, once their
+        owner is dead. Only items unchanged for ``older_than`` seconds go,
+        and never an entry, so it is safe while other processes use the cache.
 
         Example:
             >>> import tempfile

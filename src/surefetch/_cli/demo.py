@@ -14,7 +14,6 @@ import hashlib
 import io
 import logging
 import random
-import shutil
 import sys
 import tarfile
 import tempfile
@@ -184,7 +183,18 @@ def run_demo(*, faults: bool = True, cache_dir: Path | None = None, out: TextIO)
         logger.removeHandler(narrator)
         logger.setLevel(previous_level)
         if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
+            _remove_scratch(scratch)
     if scratch is not None:
         print("\n(The demo used a temporary cache, now removed; see --cache-dir.)", file=out)
     return EXIT_OK
+
+
+def _remove_scratch(scratch: str | Path) -> None:
+    """Take the demo's temporary cache away (iteratively: see `surefetch._fs.tree`)."""
+    from surefetch._errors import RetriesExhausted
+    from surefetch._fs.ops import remove_tree
+
+    try:
+        remove_tree(scratch)
+    except (OSError, RetriesExhausted) as error:
+        logging.getLogger("surefetch").warning("Could not remove %s: %s", scratch, error)

@@ -23,17 +23,25 @@ class ExtractLimits:
     ``max_ratio`` is expanded bytes over compressed bytes, judged as the
     archive expands once `RATIO_GRACE_BYTES` have come out, so that a
     decompression bomb is stopped early. ``max_member_bytes`` (no limit by
-    default) caps a single file.
+    default) caps a single file. ``max_depth`` caps how many directories deep
+    a member lands (``a/b/c`` is 3 deep; counted after ``strip_components``,
+    and through any symlink on the way): a 200-byte tar.gz can hold 2,500
+    nested directories, a tree that tools which walk it recursively (and
+    paths, past 4096 bytes) cannot cope with. A deeper member is refused
+    before anything of it is written.
 
     Example:
         >>> ExtractLimits(max_total_bytes=1 << 30, max_files=10_000).max_ratio
         200.0
+        >>> ExtractLimits().max_depth
+        256
     """
 
     max_total_bytes: int = 20 * GiB
     max_files: int = 1_000_000
     max_ratio: float = 200.0
     max_member_bytes: int | None = None
+    max_depth: int = 256
 
 
 @dataclass(frozen=True)

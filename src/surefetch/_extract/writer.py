@@ -16,6 +16,7 @@ the extraction runs.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import stat
@@ -39,10 +40,32 @@ _CREATE_FLAGS = (
 _SEPARATORS = re.compile(r"[/\\]")
 _DRIVE = re.compile(r"[A-Za-z]:")
 _UTIME_BY_FD = os.utime in os.supports_fd
+# Times a signed 64-bit count of nanoseconds holds (the years 1677 to 2262):
+# every platform's utime takes them, and st_mtime_ns can express them.
+_MTIME_LIMIT = float((1 << 63) // 10**9 - 1)
+# Characters of a member name an error shows in full; a longer one is shortened.
+_SHOWN_NAME = 200
 
 
 class _BadName(Exception):
     """A member name or link target that must be refused; the message is the reason."""
+
+
+def sane_mtime(mtime: float | None) -> float | None:
+    """A member's time as the disk can take it: clamped into the years 1677 to 2262.
+
+    An archive's time is only a hint, and a pax header can say anything
+    (``1e400`` reads as infinity): a time out of range is clamped rather than
+    failing the archive, and one that is not a number at all (NaN) is no
+    time, so the file keeps the time it was written at.
+
+    Example:
+        >>> sane_mtime(float("inf")) == _MTIME_LIMIT, sane_mtime(float("nan")), sane_mtime(5.0)
+        (True, None, 5.0)
+    """
+    if mtime is None or math.isnan(mtime):
+        return None
+    return min(max(mtime, -_MTIME_LIMIT), _MTIME_LIMIT)
 
 
 def split_name(name: str) -> list[str]:
@@ -140,8 +163,15 @@ class SafeTree:
         )
 
     def refuse(self, reason: str) -> NoReturn:
-        """Refuse the archive because of the current member (if any)."""
-        raise UnsafeArchiveError(archive=self._archive, member=self.member, reason=reason)
+        """Refuse the archive because of the current member (if any).
+
+        A name of thousands of characters (an absurdly deep one) is shown by
+        its ends, so that the error stays readable.
+        """
+        member = self.member
+        if member is not None and len(member) > _SHOWN_NAME:
+            member = f"{member[: _SHOWN_NAME // 2]}...{member[-_SHOWN_NAME // 4 :]}"
+        raise UnsafeArchiveError(archive=self._archive, member=member, reason=reason)
 
     def expect(self, *, members: int, total_bytes: int) -> None:
         """Refuse upfront an archive whose index already announces too much (zip)."""
@@ -159,7 +189,7 @@ class SafeTree:
     def file(
         self, name: str, *, mode: int, size: int, source: ReadableInto, mtime: float | None
     ) -> None:
-        """Write a regular file of ``size`` bytes from ``source``."""
+        """Write a regular file of ``size`` bytes from ``source`` (``mtime``: see `sane_mtime`)."""
         parts = self._begin(name)
         limit = self._limits.max_member_bytes
         if limit is not None and size > limit:
@@ -169,13 +199,14 @@ class SafeTree:
             return
         path = os.path.join(self._parent(parts), parts[-1])
         file_mode = (mode & 0o777) | 0o600
+        mtime = sane_mtime(mtime)
         try:
             fd = os.open(path, _CREATE_FLAGS, file_mode)
         except FileExistsError:
             self._remove(path)
             fd = os.open(path, _CREATE_FLAGS, file_mode)
         try:
-            self._total_bytes += self._copy(source, fd)
+            self._total_bytes += self._copy(source, fd, path)
             if mtime is not None and _UTIME_BY_FD:
                 os.utime(fd, (mtime, mtime))
         finally:
@@ -266,7 +297,15 @@ class SafeTree:
             parts = split_name(name)
         except _BadName as refusal:
             self.refuse(str(refusal))
-        return parts[self._strip :] or None
+        parts = parts[self._strip :]
+        if len(parts) > self._limits.max_depth:
+            self._refuse_depth(len(parts))
+        return parts or None
+
+    def _refuse_depth(self, depth: int) -> NoReturn:
+        self.refuse(
+            f"is {depth} levels deep, deeper than the limit of {self._limits.max_depth} levels"
+        )
 
     def _check_count(self, members: int) -> None:
         if members > self._limits.max_files:
@@ -296,6 +335,11 @@ class SafeTree:
                 known = self._enter(path, parts[index], key)
                 self._remember(key, known)
             path = known
+            # Through a symlink the real depth can exceed the name's (a link to a
+            # deep directory, then names below it): count where it really is.
+            depth = path.count(os.sep) - self._root.count(os.sep) + len(parts) - 1 - index
+            if depth > self._limits.max_depth:
+                self._refuse_depth(depth)
         return path
 
     def _remember(self, key: str, path: str) -> None:
@@ -337,13 +381,19 @@ class SafeTree:
         else:
             os.unlink(path)
 
-    def _copy(self, source: ReadableInto, fd: int) -> int:
+    def _copy(self, source: ReadableInto, fd: int, path: str) -> int:
         buffer = self._buffer
         copied = 0
         while count := source.readinto(buffer):
             chunk = buffer[:count]
-            while chunk:
-                chunk = chunk[os.write(fd, chunk) :]
+            try:
+                while chunk:
+                    chunk = chunk[os.write(fd, chunk) :]
+            except OSError as error:
+                # A failed write names no file; say which one (a full disk, say).
+                if error.filename is None:
+                    error.filename = path
+                raise
             copied += count
         return copied
 

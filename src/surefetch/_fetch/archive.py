@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import shutil
-import tempfile
 import time
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -23,8 +21,10 @@ from pathlib import Path
 
 from surefetch._cache.entry import EntryMeta
 from surefetch._cache.layout import BUCKET_ARCHIVES
+from surefetch._cache.staging import Staging, reap_siblings
 from surefetch._errors import ConfigError
 from surefetch._extract.archive import ExtractLimits, extract_file
+from surefetch._fetch.disk_full import dropping_partial_when_full
 from surefetch._fetch.options import Options
 from surefetch._fetch.request import (
     FetchRequest,
@@ -74,6 +74,11 @@ class _TreeStore:
         return offline_miss(self.resolved, self.options.cache)
 
     async def produce(self) -> FetchResult:
+        partial_path = self.options.cache.partial_path(self.resolved.bucket, self.resolved.key)
+        with dropping_partial_when_full(partial_path):
+            return await self._produce()
+
+    async def _produce(self) -> FetchResult:
         resolved, cache = self.resolved, self.options.cache
         stats = DownloadStats()
         with cache.temp_dir(resolved.bucket, resolved.key) as work:
@@ -168,6 +173,11 @@ class _PlacedTreeStore:
         return offline_miss(self.resolved, self.options.cache)
 
     async def produce(self) -> FetchResult:
+        partial_path = self.options.cache.partial_path(self.resolved.bucket, self.resolved.key)
+        with dropping_partial_when_full(partial_path):
+            return await self._produce()
+
+    async def _produce(self) -> FetchResult:
         resolved, cache = self.resolved, self.options.cache
         stats = DownloadStats()
         partial, digest, extracted, tree = await download_and_extract(
@@ -228,14 +238,19 @@ async def fetch_archive_to(
             "exist or is empty"
         )
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    cache = options.cache
+    # What a killed run for this target left, this cache can tell dead from alive.
+    await asyncio.to_thread(reap_siblings, cache, target)
+    claimed = Staging(cache, target)
+    staging = await asyncio.to_thread(claimed.open)
     try:
         store = _PlacedTreeStore(
             resolved, request.strip_components, target, staging, sessions, options, limits, started
         )
         return await single_flight(store, refresh=options.refresh, offline=options.offline)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        # Shielded: a cancelled fetch still takes its staging directory away.
+        await asyncio.shield(asyncio.to_thread(claimed.close))
 
 
 def _placed(result: FetchResult, tree: Path, target: Path, *, files: int) -> FetchResult:

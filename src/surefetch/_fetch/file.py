@@ -8,6 +8,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from surefetch._cache.entry import EntryMeta
+from surefetch._fetch.disk_full import dropping_partial_when_full
 from surefetch._fetch.mirrors import download_any
 from surefetch._fetch.options import Options
 from surefetch._fetch.request import (
@@ -43,6 +44,11 @@ class _FileStore:
         return offline_miss(self.resolved, self.options.cache)
 
     async def produce(self) -> FetchResult:
+        partial_path = self.options.cache.partial_path(self.resolved.bucket, self.resolved.key)
+        with dropping_partial_when_full(partial_path):
+            return await self._produce()
+
+    async def _produce(self) -> FetchResult:
         resolved, cache = self.resolved, self.options.cache
         stats = DownloadStats()
         url, partial, digest = await download_any(

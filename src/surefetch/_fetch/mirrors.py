@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from surefetch._errors import ConfigError, DownloadError, IntegrityError
+from surefetch._fetch.disk_full import download_failed, no_space
 from surefetch._fetch.options import Options
 from surefetch._fetch.request import Resolved
 from surefetch._http.attempt import download_attempt
@@ -156,6 +157,9 @@ async def download_any(
             raise
         except Exception as error:
             failures.append((url, error))
+            full = no_space(error)
+            if full is not None:  # no mirror makes the bytes fit: free the disk and stop
+                raise download_failed(url.redacted, partial_path, full, failures=failures) from full
             if index + 1 < len(urls):
                 logger.info(
                     "Trying mirror %s after %s failed: %s",

@@ -31,7 +31,6 @@ import errno
 import functools
 import logging
 import os
-import shutil
 import stat
 import sys
 import tempfile
@@ -39,7 +38,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from surefetch._errors import RetriesExhausted
-from surefetch._fs import faults
+from surefetch._fs import faults, tree
 from surefetch._fs.policy import fs_policy
 from surefetch._retry.loops import aretrying, retrying
 from surefetch._retry.policy import RetryPolicy
@@ -123,24 +122,6 @@ def _persist_once(src: str, dst: str) -> bool:
     return True
 
 
-def _on_rmtree_error(func: Callable[[str], object], path: str, error: BaseException) -> None:
-    if isinstance(error, FileNotFoundError):
-        return  # removed by someone else meanwhile: that is what we wanted
-    if sys.platform == "win32" and isinstance(error, PermissionError):
-        # Windows refuses to delete read-only files, which archives and git checkouts contain.
-        os.chmod(path, stat.S_IWRITE)
-        func(path)
-        return
-    raise error
-
-
-def _rmtree(path: str) -> None:
-    if sys.version_info >= (3, 12):
-        shutil.rmtree(path, onexc=_on_rmtree_error)
-    else:
-        shutil.rmtree(path, onerror=lambda func, p, info: _on_rmtree_error(func, p, info[1]))
-
-
 def _unlink(path: str) -> None:
     try:
         os.unlink(path)
@@ -156,14 +137,7 @@ def _unlink(path: str) -> None:
 def _remove_once(path: str) -> None:
     if faults.hooks:
         faults.inject("remove_tree", path)
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        return
-    if stat.S_ISDIR(mode):
-        _rmtree(path)
-    else:
-        _unlink(path)
+    tree.remove_once(path)
 
 
 def _write_temp(path: str, data: bytes, mode: int) -> str:
@@ -334,8 +308,10 @@ def remove_tree(path: StrPath, *, policy: RetryPolicy | None = None) -> None:
     """Remove a directory tree, a file or a symbolic link; a missing ``path`` is fine.
 
     A retry continues where the failed attempt stopped. A symbolic link is
-    removed, never followed. On Windows read-only files are made writable
-    first.
+    removed, never followed. The walk is iterative and goes relative to open
+    directories, so a tree of any depth is removed (no recursion limit, no
+    path too long). Read-only directories of the tree (and, on Windows,
+    read-only files) are made writable first.
 
     Example:
         >>> import pathlib, tempfile

@@ -62,7 +62,11 @@ async def stream_body(
                     received += len(chunk)
                     if len(pending) > _IN_FLIGHT:
                         # Shielded: cancelling a queued write would leave a gap.
-                        await asyncio.shield(pending.popleft())
+                        # Taken off only once awaited: a wait cancelled meanwhile
+                        # leaves it to the drain below, which takes its error
+                        # (else "Future exception was never retrieved" is printed).
+                        await asyncio.shield(pending[0])
+                        pending.popleft()
                         if progress is not None:
                             progress(partial.size, total)
             except Exception:
