@@ -7,9 +7,16 @@ import asyncio
 import pytest
 from hypothesis import given, strategies as st
 
+import surefetch
 from surefetch import ConfigError
 from surefetch._http.headers import ContentRange, parse_content_range, parse_retry_after
 from surefetch._http.host_budget import HostRetryBudget
+from surefetch._http.redirects import (
+    InsecureRedirectError,
+    RedirectError,
+    redirect_target,
+    same_origin,
+)
 from surefetch._http.resume import Reply, Validator, judge_reply, range_headers, url_digest
 from surefetch._url import (
     Redactor,
@@ -248,3 +255,51 @@ def test_a_206_is_accepted_only_where_asked_and_with_one_total(
     assert (verdict.reply is Reply.CONTINUES) == consistent
     if consistent:
         assert (verdict.total, verdict.end) == (stated, last + 1)
+
+
+# Redirect decisions (pure) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("current", "location", "allow", "expected"),
+    [
+        ("https://h/a/b", "c", False, "https://h/a/c"),
+        ("https://h/a/b", "/c?x=1", False, "https://h/c?x=1"),
+        ("https://h/a", "//other:8443/c", False, "https://other:8443/c"),
+        ("https://h/a", "https://other/c", False, "https://other/c"),
+        ("http://h/a", "https://h/a", False, "https://h/a"),  # an upgrade is fine
+        ("http://h/a", "http://other/a", False, "http://other/a"),
+        ("https://h/a", "http://h/a", True, "http://h/a"),
+        ("https://h/a", " HTTP://h/a ", True, "HTTP://h/a"),
+        ("https://h/a", "https://u:pw@other/c", False, "https://other/c"),  # no credentials
+        ("https://h/a", "http://h/a", False, InsecureRedirectError),
+        ("https://h/a", "HTTP://h/a?token=t0psecret", False, InsecureRedirectError),
+        ("https://h/a", "ftp://h/a", True, RedirectError),
+        ("https://h/a", "file:///etc/passwd", True, RedirectError),
+        ("https://h/a", "http://", True, RedirectError),
+    ],
+)
+def test_a_redirect_is_judged_before_it_is_followed(
+    current: str, location: str, allow: bool, expected: str | type[Exception]
+) -> None:
+    if isinstance(expected, str):
+        assert redirect_target(current, location, allow_insecure=allow) == expected
+        return
+    with pytest.raises(expected) as info:
+        redirect_target(current, location, allow_insecure=allow)
+    assert not surefetch.classify(info.value).retry
+    assert "t0psecret" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "same"),
+    [
+        ("https://h/a", "https://h:443/b?c", True),
+        ("http://h/a", "http://H:80/", True),
+        ("https://h/a", "http://h/a", False),
+        ("https://h/a", "https://h:8443/a", False),
+        ("https://h/a", "https://other/a", False),
+    ],
+)
+def test_credentials_stay_with_their_origin(first: str, second: str, same: bool) -> None:
+    assert same_origin(first, second) is same

@@ -123,6 +123,7 @@ async def _download_one_url(
                         partial,
                         authorization=authorization,
                         checked=checked,
+                        allow_insecure_redirects=options.allow_insecure_redirects,
                         stats=stats,
                         progress=options.progress,
                     )

@@ -1,4 +1,4 @@
-"""One request for a URL, its reply judged against the partial file, its body appended."""
+"""One request for a URL (redirects followed), its reply judged, its body appended."""
 
 from __future__ import annotations
 
@@ -10,9 +10,16 @@ from surefetch._errors import HTTPStatusError, TransientDownloadError
 from surefetch._http.body import stream_body
 from surefetch._http.headers import parse_retry_after
 from surefetch._http.partial import PartialFile
+from surefetch._http.redirects import (
+    MAX_REDIRECTS,
+    REDIRECT_STATUSES,
+    redirect_target,
+    same_origin,
+    too_many_redirects,
+)
 from surefetch._http.resume import Reply, Validator, judge_reply, range_headers, url_digest
 from surefetch._http.stats import DownloadStats, ProgressCallback
-from surefetch._url import ParsedURL
+from surefetch._url import ParsedURL, redact_url
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -33,13 +40,16 @@ async def download_attempt(
     *,
     authorization: str | None,
     checked: bool,
+    allow_insecure_redirects: bool = False,
     stats: DownloadStats,
     progress: ProgressCallback | None = None,
 ) -> None:
     """Make one request for ``url`` and append its body to ``partial``.
 
     ``checked`` says that the finished file is checked against a sha256 or
-    a size, which makes a resume safe without a validator.
+    a size, which makes a resume safe without a validator. A redirect from
+    https to http is refused (`InsecureRedirectError`) unless
+    ``allow_insecure_redirects``.
 
     Raises `HTTPStatusError` for an error status, `TransientDownloadError`
     for a reply that does not continue the partial file or a body that ends
@@ -56,7 +66,8 @@ async def download_attempt(
     else:
         headers.update(ranged)
     asked_from = partial.size
-    async with session.get(url.url, headers=headers) as response:
+    response = await _get(session, url.url, headers, allow_insecure=allow_insecure_redirects)
+    async with response:
         status = response.status
         content_range = response.headers.get("Content-Range")
         verdict = judge_reply(
@@ -116,3 +127,25 @@ async def download_attempt(
             raise TransientDownloadError(
                 f"Body of {url.redacted} ended at byte {partial.size} of {total}"
             )
+
+
+async def _get(
+    session: aiohttp.ClientSession, url: str, headers: dict[str, str], *, allow_insecure: bool
+) -> aiohttp.ClientResponse:
+    """GET ``url``, following redirects (each judged before it is followed)."""
+    current = url
+    for _ in range(MAX_REDIRECTS + 1):
+        response = await session.get(current, headers=headers, allow_redirects=False)
+        location = response.headers.get("Location")
+        if response.status not in REDIRECT_STATUSES or location is None:
+            return response
+        response.release()  # a redirect's body is not wanted
+        target = redirect_target(current, location, allow_insecure=allow_insecure)
+        if not same_origin(current, target):
+            # Credentials are for the origin they were given for, as browsers do.
+            headers = {k: v for k, v in headers.items() if k != "Authorization"}
+        logger.debug(
+            "Following the redirect from %s to %s", redact_url(current), redact_url(target)
+        )
+        current = target
+    raise too_many_redirects(url, current)
