@@ -229,6 +229,27 @@ def test_a_partial_and_a_server_that_never_honours_range_still_extract(
     assert server.request_count() == 1 == result.attempts  # no retry was spent
 
 
+def test_a_mirror_taking_over_mid_extraction_restarts_it_cleanly(tmp_path: Path) -> None:
+    # The mirror starts a partial file of its own under the running extraction.
+    data = ARCHIVES[ArchiveFormat.TAR_GZ]
+    with (
+        ChaosServer(files={"/python.tar.gz": data}) as primary,
+        ChaosServer(files={"/python.tar.gz": data}) as mirror,
+    ):
+        primary.script("/python.tar.gz", [Fault.reset_after(len(data) // 2)])
+        tree = surefetch.fetch(
+            primary.url("/python.tar.gz"),
+            mirrors=[mirror.url("/python.tar.gz")],
+            sha256=hashlib.sha256(data).hexdigest(),
+            extract=True,
+            strip_components=1,
+            retries=0,
+            cache=tmp_path,
+        )
+        assert mirror.request_count() == 1
+    _check_tree(tree)
+
+
 def test_cli_extract_after_a_partial_from_a_server_that_never_honours_range(
     server: ChaosServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -93,7 +93,7 @@ def test_a_redirect_from_https_to_http_is_refused(
     assert not list(tmp_path.glob("downloads-v1/*/*"))
 
 
-@pytest.mark.parametrize("how", ["keyword", "environment", "config file"])
+@pytest.mark.parametrize("how", ["keyword", "fetch_many", "environment", "config file"])
 def test_a_downgrade_is_followed_when_allowed(
     secure: ChaosServer,
     plain: ChaosServer,
@@ -111,7 +111,11 @@ def test_a_downgrade_is_followed_when_allowed(
         monkeypatch.chdir(tmp_path)
         (tmp_path / "surefetch.toml").write_text("allow_insecure_redirects = true\n")
     url = secure.url("/data.bin", userinfo="alice:pw1234")
-    path = surefetch.fetch(url, cache=tmp_path / "cache", **kwargs)  # type: ignore[arg-type]
+    if how == "fetch_many":
+        many = surefetch.fetch_many([url], cache=tmp_path / "cache", allow_insecure_redirects=True)
+        path = many[0]
+    else:
+        path = surefetch.fetch(url, cache=tmp_path / "cache", **kwargs)  # type: ignore[arg-type]
     assert path.read_bytes() == DATA
     assert secure.requests[0].headers.get("authorization", "").startswith("Basic ")
     assert "authorization" not in plain.requests[0].headers  # another origin

@@ -78,10 +78,8 @@ async def _download_one_url(
     """
     authorization = basic_authorization(url.username, url.password)
     partial = await asyncio.to_thread(
-        PartialFile.open, partial_path, url=url.url, label=url.redacted
+        PartialFile.open, partial_path, url=url.url, label=url.redacted, reader=reader
     )
-    if reader is not None:
-        partial.attach(reader)
     checked = sha256 is not None or size is not None
     restarted = False
     if partial.complete:

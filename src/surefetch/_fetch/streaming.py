@@ -60,28 +60,30 @@ class _Readers:
     The download (through its `PartialFile`) reports progress with `advance`
     and a restart from zero with `rewind`. A rewind ends the current
     `GrowingFileReader` (its reads raise `StreamRewoundError`) and starts a
-    new one at byte 0, which the next extraction reads; a file that shrank
-    without a rewind (a mirror that starts its own partial file) counts as
-    one. Only the download's side calls these, never two at once.
+    new one at byte 0, which the next extraction reads; a rewind before any
+    byte was announced changes nothing. Only the download's side calls
+    these (from the event loop or a worker thread), never two at once.
     """
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._size = 0
+        self._announced = 0
         self.current = GrowingFileReader(path)
         self._made = [self.current]
 
     def advance(self, size: int) -> None:
-        if size < self._size:
-            self.rewind()
-        self._size = size
+        self._announced = size
         self.current.advance(size)
 
     def rewind(self) -> None:
-        self.current.rewind()
+        if self._announced == 0:
+            return  # nobody can have read anything
+        old = self.current
+        # The new reader first: whoever sees the old one fail finds it.
         self.current = GrowingFileReader(self._path)
         self._made.append(self.current)
-        self._size = 0
+        self._announced = 0
+        old.rewind()
 
     def finish(self) -> None:
         self.current.finish()

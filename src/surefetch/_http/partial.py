@@ -60,12 +60,17 @@ class PartialFile:
         self._file: Any = None
 
     @classmethod
-    def open(cls, path: Path, *, url: str, label: str | None = None) -> PartialFile:
+    def open(
+        cls, path: Path, *, url: str, label: str | None = None, reader: Follower | None = None
+    ) -> PartialFile:
         """Pick up what an earlier attempt or process left for ``url``, or start empty.
 
         ``label`` (the URL as it may be shown) names the download in the log.
+        ``reader`` (a streaming extraction) follows the bytes from the start,
+        so that even the bytes dropped here are rewound under it first.
         """
         partial = cls(path, label=label)
+        partial.reader = reader
         validator = partial._load_validator()
         why = None
         if validator is None:
@@ -83,6 +88,8 @@ class PartialFile:
                 partial.size += len(block)
         if validator.total is not None and partial.size > validator.total:
             partial.restart(f"they are more than the {validator.total} bytes the server announced")
+        if reader is not None:
+            reader.advance(partial.size)
         return partial
 
     def _load_validator(self) -> Validator | None:
@@ -109,11 +116,6 @@ class PartialFile:
         """Whether every byte the server announced is here (a finished download)."""
         total = self.validator.total if self.validator else None
         return total is not None and self.size == total
-
-    def attach(self, reader: Follower) -> None:
-        """Let ``reader`` (a streaming extraction) follow the bytes as they are written."""
-        self.reader = reader
-        reader.advance(self.size)
 
     def restart(self, why: str | None = None) -> None:
         """Drop the bytes received so far; if there are any, log how many and ``why``."""
