@@ -175,6 +175,20 @@ def test_if_range(server: ChaosServer) -> None:
         assert body == (DATA[100:] if expected == 206 else DATA)
 
 
+def test_without_validators_ranges_are_served_but_nothing_can_guard_them() -> None:
+    with ChaosServer(files={"/a.bin": DATA}, validators=False) as bare:
+        status, headers, body = get(bare, "/a.bin")
+        assert (status, body) == (200, DATA)
+        assert "ETag" not in headers and "Last-Modified" not in headers
+        status, headers, body = get(bare, "/a.bin", {"Range": "bytes=100-"})
+        assert (status, body) == (206, DATA[100:])
+        assert "ETag" not in headers
+        status, _, body = get(bare, "/a.bin", {"Range": "bytes=100-", "If-Range": OLD_DATE})
+        assert (status, body) == (200, DATA)
+        status, _, body = get(bare, "/a.bin", {"If-None-Match": "*"})
+        assert (status, body) == (200, DATA)
+
+
 def test_conditional_get_gives_304(server: ChaosServer) -> None:
     _, headers, _ = get(server, "/a.bin")
     status, _, body = get(server, "/a.bin", {"If-None-Match": headers["ETag"]})

@@ -190,6 +190,86 @@ def test_server_ignoring_range_restarts_extraction_cleanly(
     _check_tree(tree)
 
 
+def _leave_a_partial(server: ChaosServer, fmt: ArchiveFormat, **fetch: object) -> None:
+    """An earlier attempt was cut off mid-body: its partial file stays for the next."""
+    path = f"/python{SUFFIX[fmt]}"
+    server.script(path, [Fault.reset_after(len(ARCHIVES[fmt]) // 2)])
+    with pytest.raises(ExtractError):
+        surefetch.fetch(server.url(path), retries=0, **fetch)  # type: ignore[arg-type]
+    server.clear_scripts()
+    server.reset_log()
+
+
+@pytest.mark.parametrize("fmt", [ArchiveFormat.TAR_GZ, ArchiveFormat.ZIP], ids=str)
+@pytest.mark.parametrize("into", ["cache", "directory"])
+def test_a_partial_and_a_server_that_never_honours_range_still_extract(
+    server: ChaosServer, tmp_path: Path, fmt: ArchiveFormat, into: str
+) -> None:
+    # Like `python -m http.server`: every request gets the whole file (200).
+    path = f"/python{SUFFIX[fmt]}"
+    where: dict[str, object] = {"extract_to": tmp_path / "first"} if into == "directory" else {}
+    _leave_a_partial(
+        server, fmt, extract=True, strip_components=1, cache=tmp_path / "cache", **where
+    )
+    assert list((tmp_path / "cache").glob("tmp/partial/*.part.json"))
+    server.script(path, [Fault.ignore_range()] * 5)
+    where = {"extract_to": tmp_path / "out"} if into == "directory" else {}
+    result = _run(
+        surefetch.afetch_result(
+            server.url(path),
+            extract=True,
+            strip_components=1,
+            cache=tmp_path / "cache",
+            **where,  # type: ignore[arg-type]
+        )
+    )
+    _check_tree(result.path)
+    assert server.requests[0].range_start is not None  # the partial was offered
+    assert server.requests[0].status == 200
+    assert server.request_count() == 1 == result.attempts  # no retry was spent
+
+
+def test_a_mirror_taking_over_mid_extraction_restarts_it_cleanly(tmp_path: Path) -> None:
+    # The mirror starts a partial file of its own under the running extraction.
+    data = ARCHIVES[ArchiveFormat.TAR_GZ]
+    with (
+        ChaosServer(files={"/python.tar.gz": data}) as primary,
+        ChaosServer(files={"/python.tar.gz": data}) as mirror,
+    ):
+        primary.script("/python.tar.gz", [Fault.reset_after(len(data) // 2)])
+        tree = surefetch.fetch(
+            primary.url("/python.tar.gz"),
+            mirrors=[mirror.url("/python.tar.gz")],
+            sha256=hashlib.sha256(data).hexdigest(),
+            extract=True,
+            strip_components=1,
+            retries=0,
+            cache=tmp_path,
+        )
+        assert mirror.request_count() == 1
+    _check_tree(tree)
+
+
+def test_cli_extract_after_a_partial_from_a_server_that_never_honours_range(
+    server: ChaosServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = "/python.tar.gz"
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    server.script(path, [Fault.reset_after(len(ARCHIVES[ArchiveFormat.TAR_GZ]) // 2)])
+    assert (
+        main(
+            ["fetch", server.url(path), "--extract", str(tmp_path / "a"), "--retries", "0", *cache]
+        )
+        == 1
+    )
+    capsys.readouterr()
+    server.script(path, [Fault.ignore_range()] * 5)
+    target = tmp_path / "b"
+    args = ["fetch", server.url(path), "--extract", str(target), "--strip-components", "1"]
+    assert main([*args, *cache]) == 0, capsys.readouterr().err
+    _check_tree(target)
+
+
 def test_cli_extract_to_a_directory(
     server: ChaosServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from archives import Dir, File, make_archive
+from surefetch._extract.archive import ArchiveFormat
 from surefetch.testing import ChaosServer, Fault
 
 DATA = random.Random(2).randbytes(4 << 20)
@@ -100,6 +102,88 @@ def test_download_killed_with_sigkill_is_resumed_by_the_next_process(tmp_path: P
         timeout=60,
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+_FETCH = [sys.executable, "-m", "surefetch", "fetch"]
+
+
+def _kill_mid_body(server: ChaosServer, path: str, args: list[str], cache: Path, at: int) -> None:
+    """Start ``surefetch fetch URL ARGS``, SIGKILL it once ``at`` bytes are in its partial."""
+    server.script(path, [Fault.stall(120, after=at)])
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "surefetch", "fetch", server.url(path), *args],
+        env=_env(cache),
+        stdout=subprocess.DEVNULL,
+    )
+    partial_dir = cache / "tmp" / "partial"
+
+    def written() -> bool:
+        parts = list(partial_dir.glob("*.part")) if partial_dir.exists() else []
+        return bool(parts) and parts[0].stat().st_size >= at
+
+    try:
+        _wait_for(written)
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+    assert writer.returncode == -signal.SIGKILL
+    server.clear_scripts()
+    server.reset_log()
+
+
+def test_a_download_without_validators_killed_with_sigkill_is_resumed(tmp_path: Path) -> None:
+    # A proxy that strips ETag and Last-Modified: only the sha256 can check a resume.
+    half = len(DATA) // 2
+    with ChaosServer(files={"/big.bin": DATA}, validators=False) as server:
+        _kill_mid_body(server, "/big.bin", ["--sha256", SHA], tmp_path, half)
+        done = subprocess.run(
+            [*_FETCH, server.url("/big.bin"), "--sha256", SHA, "--json"],
+            env=_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        record = json.loads(done.stdout)
+        assert Path(record["path"]).read_bytes() == DATA
+        assert record["resumed_bytes"] >= half
+        assert server.requests[0].range_start == record["resumed_bytes"]
+        assert "if-range" not in server.requests[0].headers
+        assert server.bytes_sent("/big.bin") == len(DATA) - record["resumed_bytes"]
+
+
+_rng = random.Random(7)
+TREE = {
+    "pkg/": Dir(),
+    "pkg/blob.bin": File(_rng.randbytes(3 << 20)),
+    **{f"pkg/m{i}.py": File(_rng.randbytes(20_000)) for i in range(20)},
+}
+ARCHIVE = make_archive(TREE, ArchiveFormat.TAR_GZ)
+
+
+def test_extract_after_a_killed_process_from_a_server_that_ignores_range(tmp_path: Path) -> None:
+    with ChaosServer(files={"/pkg.tar.gz": ARCHIVE}) as server:
+        first = tmp_path / "first"
+        _kill_mid_body(
+            server, "/pkg.tar.gz", ["--extract", str(first)], tmp_path, len(ARCHIVE) // 2
+        )
+        # Like `python -m http.server`: every request gets the whole file.
+        server.script("/pkg.tar.gz", [Fault.ignore_range()] * 5)
+        target = tmp_path / "out"
+        done = subprocess.run(
+            [*_FETCH, server.url("/pkg.tar.gz"), "--extract", str(target), "--json"],
+            env=_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert server.requests[0].range_start is not None  # the partial was offered
+        assert server.request_count() == 1
+    files = {
+        p.relative_to(target).as_posix(): p.read_bytes() for p in target.rglob("*") if p.is_file()
+    }
+    assert files == {name: member.data for name, member in TREE.items() if isinstance(member, File)}
 
 
 @pytest.mark.parametrize("kill_after", [0, 1 << 20, 3 << 20])

@@ -7,10 +7,17 @@ import asyncio
 import pytest
 from hypothesis import given, strategies as st
 
+import surefetch
 from surefetch import ConfigError
 from surefetch._http.headers import ContentRange, parse_content_range, parse_retry_after
 from surefetch._http.host_budget import HostRetryBudget
-from surefetch._http.resume import Reply, Validator, judge_reply, range_headers
+from surefetch._http.redirects import (
+    InsecureRedirectError,
+    RedirectError,
+    redirect_target,
+    same_origin,
+)
+from surefetch._http.resume import Reply, Validator, judge_reply, range_headers, url_digest
 from surefetch._url import (
     Redactor,
     check_sha256,
@@ -141,53 +148,158 @@ def test_host_budget_acquire_waits() -> None:
 
 # Resume decisions (pure) ------------------------------------------------------------
 
-_V = Validator(url="https://h/a", etag='"v1"', last_modified=None, total=100)
+_V = Validator(url_digest=url_digest("https://h/a"), etag='"v1"', last_modified=None, total=100)
+_BARE = Validator(url_digest=_V.url_digest, etag=None, last_modified=None, total=100)
+_DATE = "Tue, 01 Jan 2030 00:00:00 GMT"
 
 
 @pytest.mark.parametrize(
-    ("size", "validator", "expected"),
+    ("size", "validator", "checked", "expected"),
     [
-        (0, _V, None),
-        (40, _V, {"Range": "bytes=40-", "If-Range": '"v1"'}),
-        (40, None, None),
-        (40, Validator("https://h/a", 'W/"weak"', None, 100), None),
+        (0, _V, True, None),
+        (40, _V, False, {"Range": "bytes=40-", "If-Range": '"v1"'}),
+        (40, None, True, None),
+        (40, Validator(_V.url_digest, 'W/"weak"', None, 100), False, None),
         (
             40,
-            Validator("https://h/a", 'W/"weak"', "Tue, 01 Jan 2030 00:00:00 GMT", 100),
-            {"Range": "bytes=40-", "If-Range": "Tue, 01 Jan 2030 00:00:00 GMT"},
+            Validator(_V.url_digest, 'W/"weak"', _DATE, 100),
+            False,
+            {"Range": "bytes=40-", "If-Range": _DATE},
         ),
+        # No validator: a plain range only when the finished file is checked.
+        (40, _BARE, False, None),
+        (40, _BARE, True, {"Range": "bytes=40-"}),
+        (40, Validator(_V.url_digest, 'W/"weak"', None, 100), True, {"Range": "bytes=40-"}),
     ],
 )
-def test_a_range_is_asked_only_when_a_validator_can_guard_it(
-    size: int, validator: Validator | None, expected: dict[str, str] | None
+def test_a_range_is_asked_only_when_a_validator_or_a_check_guards_it(
+    size: int, validator: Validator | None, checked: bool, expected: dict[str, str] | None
 ) -> None:
-    assert range_headers(size, validator) == expected
+    assert range_headers(size, validator, checked=checked) == expected
+
+
+C, DNC, W = Reply.CONTINUES, Reply.DOES_NOT_CONTINUE, Reply.WHOLE
 
 
 @pytest.mark.parametrize(
-    ("status", "ranged", "content_range", "size", "total", "expected"),
+    ("status", "asked_from", "content_range", "length", "total", "expected"),
     [
-        (200, True, None, 40, 100, Reply.WHOLE),
-        (200, False, None, 0, None, Reply.WHOLE),
-        (206, True, "bytes 40-99/100", 40, 100, Reply.CONTINUES),
-        (206, True, "bytes 40-99/*", 40, 100, Reply.CONTINUES),
-        (206, True, "bytes 0-99/100", 40, 100, Reply.DOES_NOT_CONTINUE),
-        (206, True, "bytes 40-99/200", 40, 100, Reply.DOES_NOT_CONTINUE),
-        (206, True, None, 40, 100, Reply.DOES_NOT_CONTINUE),
-        (206, True, "garbage", 40, 100, Reply.DOES_NOT_CONTINUE),
-        (416, True, None, 40, 100, Reply.RANGE_REFUSED),
-        (416, False, None, 0, None, Reply.ERROR),
-        (404, True, None, 40, 100, Reply.ERROR),
-        (503, False, None, 0, None, Reply.ERROR),
+        # A request with Range (asked_from > 0).
+        (200, 40, None, 100, 100, (W, 100, 100)),
+        (200, 40, None, None, 100, (W, None, None)),
+        (206, 40, "bytes 40-99/100", 60, 100, (C, 100, 100)),
+        (206, 40, "bytes 40-99/*", None, 100, (C, 100, 100)),
+        (206, 40, "bytes 40-59/100", 20, 100, (C, 100, 60)),  # a part of the rest
+        (206, 40, "bytes 40-99/100", None, None, (C, 100, 100)),  # the total learnt now
+        (206, 40, "bytes 0-99/100", None, 100, (DNC, None, None)),  # starts elsewhere
+        (206, 40, "bytes 41-99/100", None, 100, (DNC, None, None)),
+        (206, 40, "bytes 40-99/200", None, 100, (DNC, None, None)),  # another total
+        (206, 40, "bytes 40-99/*", None, None, (DNC, None, None)),  # no total at all
+        (206, 40, "bytes 40-99/100", 59, 100, (DNC, None, None)),  # length disagrees
+        (206, 40, None, None, 100, (DNC, None, None)),
+        (206, 40, "garbage", None, 100, (DNC, None, None)),
+        (416, 40, "bytes */100", None, 100, (Reply.RANGE_REFUSED, None, None)),
+        (404, 40, None, None, 100, (Reply.ERROR, None, None)),
+        # A request without Range asked from byte 0: a 206 must start there.
+        (200, 0, None, 100, None, (W, 100, 100)),
+        (200, 0, None, None, None, (W, None, None)),
+        (206, 0, "bytes 0-99/2097152", 100, None, (C, 2097152, 100)),  # only the start
+        (206, 0, "bytes 0-2097151/2097152", None, None, (C, 2097152, 2097152)),
+        (206, 0, "bytes 100-199/2097152", 100, None, (DNC, None, None)),
+        (206, 0, "bytes 0-99/*", 100, None, (DNC, None, None)),
+        (206, 0, "bytes 0-99/2097152", 100, 1000, (DNC, None, None)),  # the record disagrees
+        (416, 0, None, None, None, (Reply.ERROR, None, None)),
+        (503, 0, None, None, None, (Reply.ERROR, None, None)),
     ],
 )
-def test_a_reply_is_judged_against_the_partial_file(
+def test_a_reply_is_judged_against_what_was_asked(
     status: int,
-    ranged: bool,
+    asked_from: int,
     content_range: str | None,
-    size: int,
+    length: int | None,
     total: int | None,
-    expected: Reply,
+    expected: tuple[Reply, int | None, int | None],
 ) -> None:
-    reply = judge_reply(status, ranged=ranged, content_range=content_range, size=size, total=total)
-    assert reply is expected
+    verdict = judge_reply(
+        status,
+        ranged=asked_from > 0,
+        asked_from=asked_from,
+        content_range=content_range,
+        content_length=length,
+        total=total,
+    )
+    assert (verdict.reply, verdict.total, verdict.end) == expected
+    assert bool(verdict.why) == (verdict.reply is DNC)
+
+
+@given(
+    asked_from=st.integers(0, 1000),
+    first=st.integers(0, 1000),
+    length=st.integers(1, 1000),
+    stated=st.integers(1, 3000),
+    known=st.one_of(st.none(), st.integers(1, 3000)),
+)
+def test_a_206_is_accepted_only_where_asked_and_with_one_total(
+    asked_from: int, first: int, length: int, stated: int, known: int | None
+) -> None:
+    last = first + length - 1
+    verdict = judge_reply(
+        206,
+        ranged=asked_from > 0,
+        asked_from=asked_from,
+        content_range=f"bytes {first}-{last}/{stated}",
+        content_length=length,
+        total=known,
+    )
+    consistent = last < stated and first == asked_from and known in (None, stated)
+    assert (verdict.reply is Reply.CONTINUES) == consistent
+    if consistent:
+        assert (verdict.total, verdict.end) == (stated, last + 1)
+
+
+# Redirect decisions (pure) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("current", "location", "allow", "expected"),
+    [
+        ("https://h/a/b", "c", False, "https://h/a/c"),
+        ("https://h/a/b", "/c?x=1", False, "https://h/c?x=1"),
+        ("https://h/a", "//other:8443/c", False, "https://other:8443/c"),
+        ("https://h/a", "https://other/c", False, "https://other/c"),
+        ("http://h/a", "https://h/a", False, "https://h/a"),  # an upgrade is fine
+        ("http://h/a", "http://other/a", False, "http://other/a"),
+        ("https://h/a", "http://h/a", True, "http://h/a"),
+        ("https://h/a", " HTTP://h/a ", True, "HTTP://h/a"),
+        ("https://h/a", "https://u:pw@other/c", False, "https://other/c"),  # no credentials
+        ("https://h/a", "http://h/a", False, InsecureRedirectError),
+        ("https://h/a", "HTTP://h/a?token=t0psecret", False, InsecureRedirectError),
+        ("https://h/a", "ftp://h/a", True, RedirectError),
+        ("https://h/a", "file:///etc/passwd", True, RedirectError),
+        ("https://h/a", "http://", True, RedirectError),
+    ],
+)
+def test_a_redirect_is_judged_before_it_is_followed(
+    current: str, location: str, allow: bool, expected: str | type[Exception]
+) -> None:
+    if isinstance(expected, str):
+        assert redirect_target(current, location, allow_insecure=allow) == expected
+        return
+    with pytest.raises(expected) as info:
+        redirect_target(current, location, allow_insecure=allow)
+    assert not surefetch.classify(info.value).retry
+    assert "t0psecret" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "same"),
+    [
+        ("https://h/a", "https://h:443/b?c", True),
+        ("http://h/a", "http://H:80/", True),
+        ("https://h/a", "http://h/a", False),
+        ("https://h/a", "https://h:8443/a", False),
+        ("https://h/a", "https://other/a", False),
+    ],
+)
+def test_credentials_stay_with_their_origin(first: str, second: str, same: bool) -> None:
+    assert same_origin(first, second) is same

@@ -375,6 +375,17 @@ CONCURRENCY: Setting[int] = Setting(
     why="16 fills a fast link with large files and stays polite to one server; "
     "at most 1024, the usual limit of open files",
 )
+ALLOW_INSECURE_REDIRECTS: Setting[bool] = Setting(
+    name="allow_insecure_redirects",
+    env="SUREFETCH_ALLOW_INSECURE_REDIRECTS",
+    flag="--allow-insecure-redirects",
+    convert=_flag,
+    allowed="expected 1 or 0 (true/false, yes/no, on/off)",
+    default=False,
+    help="follow a redirect from https to plain http",
+    why="off: such a redirect would fetch in plaintext, and cache under the https "
+    "URL, what was asked for over TLS",
+)
 
 SETTINGS: tuple[Setting[Any], ...] = (
     CACHE_DIR,
@@ -385,6 +396,7 @@ SETTINGS: tuple[Setting[Any], ...] = (
     LOCK_TIMEOUT,
     OFFLINE,
     CONCURRENCY,
+    ALLOW_INSECURE_REDIRECTS,
 )
 BY_NAME: Mapping[str, Setting[Any]] = {setting.name: setting for setting in SETTINGS}
 

@@ -63,6 +63,12 @@ def add_parser(commands: Any) -> None:
         help="use the cache only (also SUREFETCH_OFFLINE=1 or offline = true in a config file)",
     )
     parser.add_argument(
+        "--allow-insecure-redirects",
+        action="store_true",
+        help="follow a redirect from https to plain http (also "
+        "SUREFETCH_ALLOW_INSECURE_REDIRECTS=1 or allow_insecure_redirects = true in a config file)",
+    )
+    parser.add_argument(
         "--extract",
         metavar="DIR",
         help="extract the archive (safely, while it streams) and make DIR hold its tree; "
@@ -229,6 +235,7 @@ def run_fetch(args: argparse.Namespace) -> int:
                     cache=args.cache_dir,
                     retries=retries,
                     offline=True if args.offline else None,
+                    allow_insecure_redirects=True if args.allow_insecure_redirects else None,
                     refresh=args.no_cache,
                     progress=bar,
                     strip_components=strip,

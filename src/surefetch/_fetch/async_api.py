@@ -105,6 +105,7 @@ async def afetch_result(
     strip_components: int = 0,
     limits: ExtractLimits | None = None,
     extract_to: str | os.PathLike[str] | None = None,
+    allow_insecure_redirects: bool | None = None,
 ) -> FetchResult:
     """Like `afetch`, but return a `FetchResult`: the path and what the fetch took.
 
@@ -140,6 +141,7 @@ async def afetch(
     strip_components: int = 0,
     limits: ExtractLimits | None = None,
     extract_to: str | os.PathLike[str] | None = None,
+    allow_insecure_redirects: bool | None = None,
 ) -> Path:
     """Download ``url`` into the cache (or find it there) and return the cached file's path.
 
@@ -150,7 +152,10 @@ async def afetch(
     (default: ``SUREFETCH_HTTP_RETRIES``, else 3 retries). ``offline`` (default
     ``SUREFETCH_OFFLINE``) uses the cache only. ``refresh`` downloads again
     and replaces the entry. ``progress(received, total)`` is called as bytes
-    arrive.
+    arrive. Redirects are followed (at most 10), but never from ``https`` to
+    plain ``http``, which would fetch in plaintext what was asked for over
+    TLS, unless ``allow_insecure_redirects`` is true (default:
+    ``SUREFETCH_ALLOW_INSECURE_REDIRECTS``, else off).
 
     With ``extract=True`` the file must be an archive (tar, tar.gz, tar.bz2,
     tar.xz, tar.zst, zip or wheel, told by name and magic bytes); it is
@@ -201,6 +206,7 @@ async def afetch_many(
     policy: RetryPolicy | None = None,
     retries: int | None = None,
     offline: bool | None = None,
+    allow_insecure_redirects: bool | None = None,
 ) -> list[Path]:
     """Fetch many URLs in parallel (at most ``concurrency`` at once) over one connection pool.
 
@@ -209,7 +215,7 @@ async def afetch_many(
     failing host are paced by a per-host budget, so hundreds of parallel
     downloads do not turn an outage into a retry storm. ``concurrency``
     defaults to the ``concurrency`` setting (``SUREFETCH_CONCURRENCY``, else a
-    config file, else 16).
+    config file, else 16); the other arguments are those of `afetch`.
 
     Example:
         >>> import asyncio, surefetch
@@ -224,7 +230,13 @@ async def afetch_many(
     if not items:
         return []
     options = make_options(
-        cache=cache, policy=policy, retries=retries, offline=offline, refresh=False, progress=None
+        cache=cache,
+        policy=policy,
+        retries=retries,
+        offline=offline,
+        refresh=False,
+        progress=None,
+        allow_insecure_redirects=allow_insecure_redirects,
     )
     sessions = options.sessions(limit=concurrency)
     gate = asyncio.Semaphore(concurrency)

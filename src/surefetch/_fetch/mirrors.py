@@ -14,13 +14,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from surefetch._errors import ConfigError, DownloadError, IntegrityError
+from surefetch._errors import ConfigError, DownloadError, IntegrityError, TransientDownloadError
 from surefetch._fetch.disk_full import download_failed, no_space
 from surefetch._fetch.options import Options
 from surefetch._fetch.request import Resolved
 from surefetch._http.attempt import download_attempt
 from surefetch._http.headers import basic_authorization
 from surefetch._http.partial import Follower, PartialFile
+from surefetch._http.resume import range_headers
 from surefetch._http.stats import DownloadStats
 from surefetch._retry.budget import no_wait_active
 from surefetch._retry.classify import Decision
@@ -45,6 +46,12 @@ def scrubbing(policy: RetryPolicy, redactor: Redactor) -> RetryPolicy:
     return policy.replace(classify=scrubbed)
 
 
+_UNGUARDED = (
+    "they were resumed without a validator, so the file may have changed on the "
+    "server between attempts; downloading it again from zero"
+)
+
+
 async def _download_one_url(
     url: ParsedURL,
     partial_path: Path,
@@ -55,6 +62,8 @@ async def _download_one_url(
     stats: DownloadStats,
     independent: bool,
     reader: Follower | None,
+    sha256: str | None,
+    size: int | None,
 ) -> PartialFile:
     """Download ``url`` into the partial file with retries and resume.
 
@@ -62,15 +71,26 @@ async def _download_one_url(
     once, without a backoff wait: the server was answering, the connection
     broke, and the next request continues where this one stopped. It still
     counts against the retry budget.
+
+    Without a validator, a resume is checked by the sha256 or size alone:
+    if the finished file fails that check, its bytes may come from two
+    versions of the file, so it is downloaded again from zero, once, as a
+    retry; a second failure is the `IntegrityError` it is.
     """
     authorization = basic_authorization(url.username, url.password)
-    partial = await asyncio.to_thread(PartialFile.open, partial_path, url=url.url)
-    if reader is not None:
-        partial.attach(reader)
+    partial = await asyncio.to_thread(
+        PartialFile.open, partial_path, url=url.url, label=url.redacted, reader=reader
+    )
+    checked = sha256 is not None or size is not None
+    restarted = False
     if partial.complete:
-        logger.info("Using the complete download of %s from an earlier attempt", url.redacted)
-        return partial
-    if partial.size:
+        mismatch = _mismatch(partial, sha256=sha256, size=size)
+        if mismatch is None or not partial.unguarded:
+            logger.info("Using the complete download of %s from an earlier attempt", url.redacted)
+            return partial
+        restarted = True
+        partial.restart(f"{mismatch}; {_UNGUARDED}")
+    elif partial.size:
         logger.info("Found %d bytes of %s from an earlier attempt", partial.size, url.redacted)
     size_before_attempt = partial.size
     classify = policy.classify
@@ -78,6 +98,8 @@ async def _download_one_url(
     def classify_with_progress(error: BaseException) -> Decision:
         decision = classify(error)
         if decision.retry and decision.after is None and partial.size > size_before_attempt:
+            if range_headers(partial.size, partial.validator, checked=checked) is None:
+                return Decision.retry_after(0.0, f"{decision.reason}; restarting from zero")
             return Decision.retry_after(0.0, f"{decision.reason}; resuming at byte {partial.size}")
         return decision
 
@@ -91,19 +113,39 @@ async def _download_one_url(
                 if not first:
                     await options.host_budget.acquire(url.host, skip_wait=no_wait_active())
                 first = False
-                stats.attempts += 1
                 size_before_attempt = partial.size
-                await download_attempt(
-                    sessions.get(),
-                    url,
-                    partial,
-                    authorization=authorization,
-                    stats=stats,
-                    progress=options.progress,
-                )
+                if not partial.complete:
+                    stats.attempts += 1
+                    await download_attempt(
+                        sessions.get(),
+                        url,
+                        partial,
+                        authorization=authorization,
+                        checked=checked,
+                        allow_insecure_redirects=options.allow_insecure_redirects,
+                        stats=stats,
+                        progress=options.progress,
+                    )
+                mismatch = _mismatch(partial, sha256=sha256, size=size)
+                if mismatch is not None and partial.unguarded and not restarted:
+                    restarted = True
+                    partial.restart(f"{mismatch}; {_UNGUARDED}")
+                    raise TransientDownloadError(
+                        f"{mismatch} of {url.redacted} after a resume without a validator; "
+                        "downloading it again from zero"
+                    )
     finally:
         partial.close()
     return partial
+
+
+def _mismatch(partial: PartialFile, *, sha256: str | None, size: int | None) -> str | None:
+    """How the complete ``partial`` differs from what was asked for, or None if it does not."""
+    if size is not None and partial.size != size:
+        return f"size mismatch ({partial.size} bytes, expected {size})"
+    if sha256 is not None and partial.hasher.hexdigest() != sha256:
+        return "sha256 mismatch"
+    return None
 
 
 def _verify(partial: PartialFile, *, url: ParsedURL, sha256: str | None, size: int | None) -> str:
@@ -151,6 +193,8 @@ async def download_any(
                 stats=stats,
                 independent=index > 0,
                 reader=reader,
+                sha256=resolved.sha256,
+                size=resolved.size,
             )
             digest = _verify(partial, url=url, sha256=resolved.sha256, size=resolved.size)
         except (ConfigError, asyncio.CancelledError):

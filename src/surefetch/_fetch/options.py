@@ -42,6 +42,7 @@ class FetchArgs:
     strip_components: int = 0
     limits: ExtractLimits | None = None
     extract_to: str | os.PathLike[str] | None = None
+    allow_insecure_redirects: bool | None = None
 
     def request(self) -> FetchRequest:
         """What to fetch, checked when it is resolved."""
@@ -65,6 +66,7 @@ class FetchArgs:
             refresh=self.refresh,
             progress=self.progress,
             limits=self.limits,
+            allow_insecure_redirects=self.allow_insecure_redirects,
         )
 
 
@@ -81,6 +83,7 @@ class Options:
     connect_timeout: float
     read_timeout: float
     limits: ExtractLimits | None = None
+    allow_insecure_redirects: bool = False
 
     def sessions(self, *, limit: int = 100) -> Sessions:
         """A lazily made HTTP session with these timeouts and ``limit`` connections."""
@@ -100,9 +103,16 @@ def make_options(
     refresh: bool,
     progress: ProgressCallback | None,
     limits: ExtractLimits | None = None,
+    allow_insecure_redirects: bool | None = None,
 ) -> Options:
     """The `Options` of a call: its arguments over the settings (variables, config files)."""
-    from surefetch._config import CONNECT_TIMEOUT, HTTP_TIMEOUT, OFFLINE, resolve
+    from surefetch._config import (
+        ALLOW_INSECURE_REDIRECTS,
+        CONNECT_TIMEOUT,
+        HTTP_TIMEOUT,
+        OFFLINE,
+        resolve,
+    )
     from surefetch._http.host_budget import default_host_budget
     from surefetch._retry.budget import default_policy
 
@@ -119,4 +129,9 @@ def make_options(
         connect_timeout=resolve(CONNECT_TIMEOUT),
         read_timeout=resolve(HTTP_TIMEOUT),
         limits=limits,
+        allow_insecure_redirects=(
+            resolve(ALLOW_INSECURE_REDIRECTS)
+            if allow_insecure_redirects is None
+            else allow_insecure_redirects
+        ),
     )

@@ -6,6 +6,12 @@ Range underneath and the same decompressor and tar reader simply continue.
 Zip needs its central directory, so it is extracted once the file is
 complete.
 
+When the download restarts from zero under a running extraction (a server
+that ignores ``Range`` answers ``200``, a reply that does not continue the
+partial file, a failed check after a resume without a validator), the bytes
+that extraction consumed no longer exist: it is dropped and a new one starts
+from byte 0 of the new bytes, once per restart, while the download goes on.
+
 One outer retry loop covers download and extraction together and shares
 the budget with the download's own loop: an extraction that fails because
 the stream ended early (a body truncated without any transport error) is
@@ -19,7 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from surefetch._errors import DownloadError, ExtractError, RetriesExhausted, archive_failure
 from surefetch._extract.archive import (
@@ -27,7 +36,6 @@ from surefetch._extract.archive import (
     ExtractLimits,
     ExtractResult,
     GrowingFileReader,
-    StreamRewoundError,
     detect_format,
     extract_file,
     extract_stream,
@@ -42,6 +50,51 @@ from surefetch._http.stats import DownloadStats
 from surefetch._retry.loops import aretrying
 
 _DRAIN_CHUNK = 1 << 20
+
+logger = logging.getLogger("surefetch")
+
+
+class _Readers:
+    """What the download tells the extraction, with a fresh reader after each restart.
+
+    The download (through its `PartialFile`) reports progress with `advance`
+    and a restart from zero with `rewind`. A rewind ends the current
+    `GrowingFileReader` (its reads raise `StreamRewoundError`) and starts a
+    new one at byte 0, which the next extraction reads; a rewind before any
+    byte was announced changes nothing. Only the download's side calls
+    these (from the event loop or a worker thread), never two at once.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._announced = 0
+        self.current = GrowingFileReader(path)
+        self._made = [self.current]
+
+    def advance(self, size: int) -> None:
+        self._announced = size
+        self.current.advance(size)
+
+    def rewind(self) -> None:
+        if self._announced == 0:
+            return  # nobody can have read anything
+        old = self.current
+        # The new reader first: whoever sees the old one fail finds it.
+        self.current = GrowingFileReader(self._path)
+        self._made.append(self.current)
+        self._announced = 0
+        old.rewind()
+
+    def finish(self) -> None:
+        self.current.finish()
+
+    def fail(self, error: BaseException) -> None:
+        self.current.fail(error)
+
+    def close(self) -> None:
+        for reader in self._made:
+            reader.finish()  # a reader nobody reads any more must not hold a waiting thread
+            reader.close()
 
 
 class _Prepended:
@@ -125,15 +178,19 @@ async def download_and_extract(
     partial_path = options.cache.partial_path(resolved.bucket, resolved.key)
     policy = scrubbing(options.policy, resolved.redactor)
     numbers = itertools.count(1)
+
+    def new_dest() -> Path:
+        dest = work / f"tree-{next(numbers)}"
+        dest.mkdir()
+        return dest
+
     try:
         async for attempt in aretrying(policy=policy, operation=f"fetch and extract {name}"):
             with attempt:
-                dest = work / f"tree-{next(numbers)}"
-                dest.mkdir()
                 return await _one_pass(
                     resolved,
                     name=name,
-                    dest=dest,
+                    new_dest=new_dest,
                     partial_path=partial_path,
                     sessions=sessions,
                     options=options,
@@ -152,7 +209,7 @@ async def _one_pass(
     resolved: Resolved,
     *,
     name: str,
-    dest: Path,
+    new_dest: Callable[[], Path],
     partial_path: Path,
     sessions: Sessions,
     options: Options,
@@ -160,53 +217,85 @@ async def _one_pass(
     limits: ExtractLimits,
     strip_components: int,
 ) -> tuple[PartialFile, str, ExtractResult, Path]:
-    """One download (with its own resumed retries) and one extraction, side by side."""
-    reader = GrowingFileReader(partial_path)
-    job = asyncio.ensure_future(
-        asyncio.to_thread(
-            _extract_job,
-            reader,
-            dest,
-            name=name,
-            partial_path=partial_path,
-            limits=limits,
-            strip_components=strip_components,
+    """One download (with its own resumed retries) and one extraction, side by side.
+
+    An extraction whose reader was rewound (the download restarted from
+    zero) is replaced by a new one on the new reader, whether it failed or
+    not: what it read may mix old bytes and new.
+    """
+    readers = _Readers(partial_path)
+
+    def extract(reader: GrowingFileReader) -> tuple[asyncio.Future[ExtractResult], Path]:
+        dest = new_dest()
+        job = asyncio.ensure_future(
+            asyncio.to_thread(
+                _extract_job,
+                reader,
+                dest,
+                name=name,
+                partial_path=partial_path,
+                limits=limits,
+                strip_components=strip_components,
+            )
         )
-    )
+        return job, dest
+
+    reader = readers.current
+    job, dest = extract(reader)
     download = asyncio.ensure_future(
-        download_any(resolved, sessions=sessions, options=options, stats=stats, reader=reader)
+        download_any(resolved, sessions=sessions, options=options, stats=stats, reader=readers)
     )
+    download_settled = False
     try:
-        await asyncio.wait({job, download}, return_when=asyncio.FIRST_COMPLETED)
-        if job.done() and not download.done():
-            # Extraction stopped first (an unsafe member, a restarted
-            # stream): no point in downloading the rest.
-            download.cancel()
-            await asyncio.gather(download, return_exceptions=True)
-            job.result()
-            raise ExtractError(f"Failed to extract archive {name!r}: it ended before the download")
-        try:
-            _, partial, digest = await download
-        except BaseException as error:
-            reader.fail(error)
-            # The extraction stops on the failed download and has nothing
+        while True:
+            waiting: set[asyncio.Future[Any]] = {job} if download.done() else {job, download}
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if job.done() and reader is not readers.current:
+                logger.info("Extracting %s again from the start: its download restarted", name)
+                await asyncio.gather(job, return_exceptions=True)
+                reader = readers.current
+                job, dest = extract(reader)
+                continue
+            if not download.done():
+                # Extraction stopped first (an unsafe member, a broken
+                # stream): no point in downloading the rest.
+                download.cancel()
+                await asyncio.gather(download, return_exceptions=True)
+                job.result()
+                raise ExtractError(
+                    f"Failed to extract archive {name!r}: it ended before the download"
+                )
+            if not download_settled:
+                download_settled = True
+                error = download.exception()
+                if error is not None:
+                    readers.fail(error)
+                else:
+                    readers.finish()
+            if job.done():
+                break
+        failed = download.exception()
+        if failed is not None:
+            # The extraction stopped on the failed download and has nothing
             # to add: the error names the archive, then the download's chain.
-            await asyncio.gather(job, return_exceptions=True)
-            if isinstance(error, DownloadError):
-                raise archive_failure(name, error) from error
-            raise
-        reader.finish()
+            if isinstance(failed, DownloadError):
+                raise archive_failure(name, failed) from failed
+            job.result()
+            raise failed
+        _, partial, digest = download.result()
         try:
-            extracted = await job
-        except ExtractError as error:
-            if not isinstance(error.__cause__, StreamRewoundError):
-                # The bytes themselves are bad (a body truncated without any
-                # transport error): the next attempt downloads them anew.
-                partial.discard()
+            extracted = job.result()
+        except ExtractError:
+            # The bytes themselves are bad (a body truncated without any
+            # transport error): the next attempt downloads them anew.
+            partial.discard()
             raise
         return partial, digest, extracted, dest
     finally:
-        reader.finish()
+        readers.finish()
         if not job.done():
             await asyncio.gather(job, return_exceptions=True)
-        reader.close()
+        if not download.done():
+            download.cancel()
+            await asyncio.gather(download, return_exceptions=True)
+        readers.close()

@@ -38,6 +38,7 @@ def fetch(
     strip_components: int = 0,
     limits: ExtractLimits | None = None,
     extract_to: str | os.PathLike[str] | None = None,
+    allow_insecure_redirects: bool | None = None,
 ) -> Path:
     """Download ``url`` into the cache (or find it there) and return the cached file's path.
 
@@ -69,6 +70,7 @@ def fetch_many(
     policy: RetryPolicy | None = None,
     retries: int | None = None,
     offline: bool | None = None,
+    allow_insecure_redirects: bool | None = None,
 ) -> list[Path]:
     """The synchronous twin of `afetch_many`.
 
@@ -88,5 +90,6 @@ def fetch_many(
             policy=policy,
             retries=retries,
             offline=offline,
+            allow_insecure_redirects=allow_insecure_redirects,
         )
     )

@@ -1,7 +1,8 @@
-"""One request for a URL, its reply judged against the partial file, its body appended."""
+"""One request for a URL (redirects followed), its reply judged, its body appended."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 
@@ -9,15 +10,27 @@ from surefetch._errors import HTTPStatusError, TransientDownloadError
 from surefetch._http.body import stream_body
 from surefetch._http.headers import parse_retry_after
 from surefetch._http.partial import PartialFile
-from surefetch._http.resume import Reply, Validator, judge_reply, range_headers
+from surefetch._http.redirects import (
+    MAX_REDIRECTS,
+    REDIRECT_STATUSES,
+    redirect_target,
+    same_origin,
+    too_many_redirects,
+)
+from surefetch._http.resume import Reply, Validator, judge_reply, range_headers, url_digest
 from surefetch._http.stats import DownloadStats, ProgressCallback
-from surefetch._url import ParsedURL
+from surefetch._url import ParsedURL, redact_url
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import aiohttp
 
 logger = logging.getLogger("surefetch")
+
+_NO_VALIDATOR = (
+    "the server sent no ETag or Last-Modified to show they are still the same file, "
+    "and no sha256 or size was given to check them"
+)
 
 
 async def download_attempt(
@@ -26,71 +39,113 @@ async def download_attempt(
     partial: PartialFile,
     *,
     authorization: str | None,
+    checked: bool,
+    allow_insecure_redirects: bool = False,
     stats: DownloadStats,
     progress: ProgressCallback | None = None,
 ) -> None:
     """Make one request for ``url`` and append its body to ``partial``.
 
+    ``checked`` says that the finished file is checked against a sha256 or
+    a size, which makes a resume safe without a validator. A redirect from
+    https to http is refused (`InsecureRedirectError`) unless
+    ``allow_insecure_redirects``.
+
     Raises `HTTPStatusError` for an error status, `TransientDownloadError`
-    for a reply that does not continue the partial file, and whatever the
-    transport raises when the connection fails.
+    for a reply that does not continue the partial file or a body that ends
+    short of the file, and whatever the transport raises when the
+    connection fails.
     """
     headers: dict[str, str] = {"Accept-Encoding": "identity"}
     if authorization is not None:
         headers["Authorization"] = authorization
-    ranged = range_headers(partial.size, partial.validator)
+    ranged = range_headers(partial.size, partial.validator, checked=checked)
     if ranged is None:
         if partial.size > 0:
-            partial.restart()
+            partial.restart(_NO_VALIDATOR)
     else:
         headers.update(ranged)
-    async with session.get(url.url, headers=headers) as response:
+    asked_from = partial.size
+    response = await _get(session, url.url, headers, allow_insecure=allow_insecure_redirects)
+    async with response:
         status = response.status
         content_range = response.headers.get("Content-Range")
-        reply = judge_reply(
+        verdict = judge_reply(
             status,
             ranged=ranged is not None,
+            asked_from=asked_from,
             content_range=content_range,
-            size=partial.size,
+            content_length=response.content_length,
             total=partial.validator.total if partial.validator else None,
         )
-        if reply is Reply.RANGE_REFUSED:
-            partial.restart()
+        if verdict.reply is Reply.RANGE_REFUSED:
+            partial.restart(f"the server refused the range {headers['Range']} (416)")
             raise TransientDownloadError(
                 f"Server refused the range {headers['Range']} of {url.redacted}; restarting"
             )
-        if reply is Reply.ERROR:
+        if verdict.reply is Reply.ERROR:
             raise HTTPStatusError(
                 url=url.redacted,
                 status=status,
                 reason=response.reason or "",
                 retry_after=parse_retry_after(response.headers.get("Retry-After"), now=time.time()),
             )
-        if reply is Reply.DOES_NOT_CONTINUE:
-            partial.restart()
+        if verdict.reply is Reply.DOES_NOT_CONTINUE:
+            partial.restart(f"the server's 206 reply does not continue them: {verdict.why}")
             raise TransientDownloadError(
-                f"Server answered the range request for {url.redacted} with "
-                f"Content-Range {content_range!r}, which does not continue the "
-                "partial file; restarting"
+                f"Server answered the request for {url.redacted} with a 206 that does not "
+                f"continue the partial file: {verdict.why}; restarting"
             )
-        if reply is Reply.CONTINUES:
-            logger.info("Resuming %s from byte %d", url.redacted, partial.size)
-            stats.resumed_bytes += partial.size
-        else:
-            if partial.size:
-                logger.info("Restarting %s from zero: the server sent the whole file", url.redacted)
-                partial.restart()
+        if verdict.reply is Reply.WHOLE and partial.size:
+            partial.restart("the server sent the whole file (200) instead of the rest")
+        if partial.size == 0:
+            # A new start (a 200, or a 206 from byte 0): what the server says now counts.
             partial.set_validator(
                 Validator(
-                    url=url.url,
+                    url_digest=url_digest(url.url),
                     etag=response.headers.get("ETag"),
                     last_modified=response.headers.get("Last-Modified"),
-                    total=response.content_length,
+                    total=verdict.total,
                 )
             )
-        total = partial.validator.total if partial.validator else None
+        else:
+            logger.info("Resuming %s from byte %d", url.redacted, partial.size)
+            stats.resumed_bytes += partial.size
+            if "If-Range" not in headers:
+                partial.unguarded = True
+            validator = partial.validator
+            if validator is not None and validator.total is None and verdict.total is not None:
+                partial.set_validator(dataclasses.replace(validator, total=verdict.total))
+        total = verdict.total
         await stream_body(response, partial, total, progress)
+        if verdict.end is not None and partial.size > verdict.end:
+            partial.restart(f"the body ran past the {verdict.end} bytes the reply announced")
+            raise TransientDownloadError(
+                f"Body of {url.redacted} ran past the {verdict.end} bytes announced; restarting"
+            )
         if total is not None and partial.size != total:
             raise TransientDownloadError(
                 f"Body of {url.redacted} ended at byte {partial.size} of {total}"
             )
+
+
+async def _get(
+    session: aiohttp.ClientSession, url: str, headers: dict[str, str], *, allow_insecure: bool
+) -> aiohttp.ClientResponse:
+    """GET ``url``, following redirects (each judged before it is followed)."""
+    current = url
+    for _ in range(MAX_REDIRECTS + 1):
+        response = await session.get(current, headers=headers, allow_redirects=False)
+        location = response.headers.get("Location")
+        if response.status not in REDIRECT_STATUSES or location is None:
+            return response
+        response.release()  # a redirect's body is not wanted
+        target = redirect_target(current, location, allow_insecure=allow_insecure)
+        if not same_origin(current, target):
+            # Credentials are for the origin they were given for, as browsers do.
+            headers = {k: v for k, v in headers.items() if k != "Authorization"}
+        logger.debug(
+            "Following the redirect from %s to %s", redact_url(current), redact_url(target)
+        )
+        current = target
+    raise too_many_redirects(url, current)

@@ -1,22 +1,27 @@
 """A resumable partial download: the bytes so far, their running sha256, and a sidecar.
 
 A partial download is a file in the cache's temporary area plus a small JSON
-sidecar holding what the server said about it (its `Validator`: ETag,
-Last-Modified, total size). A partial left by a killed process is picked up
-by the next one: its bytes are hashed once from disk and the download
-continues if the validator still matches.
+sidecar holding what the server said about it (its `Validator`: a digest of
+the URL, ETag, Last-Modified, total size). The URL itself is not kept: its
+query may hold a token, and the sidecar outlives a failed download. A
+partial left by a killed process is picked up by the next one: its bytes are
+hashed once from disk and the download continues if the validator still
+matches. Whenever bytes are dropped, the log says how many and why.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, Protocol
 
-from surefetch._http.resume import Validator
+from surefetch._http.resume import Validator, url_digest
+
+logger = logging.getLogger("surefetch")
 
 # A body this small is not prepared for a resume by another process: for the
 # thousands of small files of a fetch_many, the sidecar files would cost more
@@ -41,38 +46,70 @@ class PartialFile:
     Only touched under the cache key's lock, so one process at a time.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, label: str | None = None) -> None:
         self.path = path
         self.sidecar = path.with_name(path.name + ".json")
+        self.label = label or path.name
         self.size = 0
         self.hasher = hashlib.sha256()
         self.validator: Validator | None = None
+        # Bytes kept across a resume that no validator guarded: only the
+        # final sha256 or size check can tell that they belong together.
+        self.unguarded = False
         self.reader: Follower | None = None
         self._file: Any = None
 
     @classmethod
-    def open(cls, path: Path, *, url: str) -> PartialFile:
-        """Pick up what an earlier attempt or process left for ``url``, or start empty."""
-        partial = cls(path)
+    def open(
+        cls, path: Path, *, url: str, label: str | None = None, reader: Follower | None = None
+    ) -> PartialFile:
+        """Pick up what an earlier attempt or process left for ``url``, or start empty.
+
+        ``label`` (the URL as it may be shown) names the download in the log.
+        ``reader`` (a streaming extraction) follows the bytes from the start,
+        so that even the bytes dropped here are rewound under it first.
+        """
+        partial = cls(path, label=label)
+        partial.reader = reader
         validator = partial._load_validator()
-        if validator is None or validator.url != url or not path.exists():
-            partial.restart()
+        why = None
+        if validator is None:
+            why = "no usable record of what the server said about them was found"
+        elif validator.url_digest != url_digest(url):
+            why = "they were downloaded from another URL"
+        if why is not None or validator is None or not path.exists():
+            partial.restart(why)
             return partial
         partial.validator = validator
+        partial.unguarded = validator.if_range is None
         with path.open("rb") as existing:
             while block := existing.read(_HASH_BLOCK):
                 partial.hasher.update(block)
                 partial.size += len(block)
         if validator.total is not None and partial.size > validator.total:
-            partial.restart()
+            partial.restart(f"they are more than the {validator.total} bytes the server announced")
+        if reader is not None:
+            reader.advance(partial.size)
         return partial
 
     def _load_validator(self) -> Validator | None:
+        """The sidecar's validator; None if it is missing, damaged or of an older format."""
         try:
             data = json.loads(self.sidecar.read_text(encoding="utf-8"))
-            return Validator(**data)
-        except (OSError, ValueError, TypeError):
+        except (OSError, ValueError):
             return None
+        names = {field.name for field in fields(Validator)}
+        if not isinstance(data, dict) or set(data) != names:
+            return None
+        strings = (data["url_digest"], data["etag"], data["last_modified"])
+        total = data["total"]
+        if not isinstance(strings[0], str) or not all(
+            value is None or isinstance(value, str) for value in strings[1:]
+        ):
+            return None
+        if total is not None and (type(total) is not int or total < 0):
+            return None
+        return Validator(**data)
 
     @property
     def complete(self) -> bool:
@@ -80,13 +117,12 @@ class PartialFile:
         total = self.validator.total if self.validator else None
         return total is not None and self.size == total
 
-    def attach(self, reader: Follower) -> None:
-        """Let ``reader`` (a streaming extraction) follow the bytes as they are written."""
-        self.reader = reader
-        reader.advance(self.size)
-
-    def restart(self) -> None:
-        """Drop the bytes received so far."""
+    def restart(self, why: str | None = None) -> None:
+        """Drop the bytes received so far; if there are any, log how many and ``why``."""
+        if why is not None:
+            dropped = self.size or _size_on_disk(self.path)
+            if dropped:
+                logger.info("Discarding %d bytes of %s: %s", dropped, self.label, why)
         if self.reader is not None:
             # Before truncating: a reader must never see new bytes at old offsets.
             self.reader.rewind()
@@ -97,6 +133,7 @@ class PartialFile:
         self.size = 0
         self.hasher = hashlib.sha256()
         self.validator = None
+        self.unguarded = False
 
     def set_validator(self, validator: Validator) -> None:
         """Record what the server said, before any body byte is written.
@@ -136,3 +173,10 @@ class PartialFile:
         self.close()
         self.path.unlink(missing_ok=True)
         self.sidecar.unlink(missing_ok=True)
+
+
+def _size_on_disk(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0

@@ -99,7 +99,10 @@ class ChaosServer:
     queued with `script` apply to successive requests; without one, requests are
     served cleanly. It stops itself after *max_seconds* if given. With
     ``ranges=False`` it answers every request whole, as servers without Range
-    support (``python -m http.server``) do, whatever the faults.
+    support (``python -m http.server``) do, whatever the faults. With
+    ``validators=False`` it sends no ETag and no Last-Modified, as a proxy or
+    mirror that strips them does; it still honours ``Range`` (but not a range
+    guarded by ``If-Range``, which it has nothing to compare with).
 
     Example:
         >>> with ChaosServer(files={"/a.bin": b"hello"}) as server:  # doctest: +SKIP
@@ -119,9 +122,11 @@ class ChaosServer:
         chunk_size: int = CHUNK,
         ssl_context: ssl.SSLContext | None = None,
         ranges: bool = True,
+        validators: bool = True,
     ) -> None:
         self._lock = threading.Lock()
         self.ranges = ranges
+        self._validators = validators
         # With a server-side context it speaks HTTPS, for tests of certificate
         # checks; the faults are meant for plain HTTP, where bytes are exact.
         self._ssl_context = ssl_context
@@ -516,16 +521,17 @@ class ChaosServer:
         size = res.size
         hdrs = request.headers
 
-        if not_modified(hdrs, etag, last_modified):
+        if self._validators and not_modified(hdrs, etag, last_modified):
             return Response(304, validators, close=close)
 
         wanted = parse_range(hdrs.get("range"), size)
-        use_range = (
-            wanted is not None
-            and self.ranges
-            and kind != "ignore_range"
-            and if_range_matches(hdrs.get("if-range"), etag, last_modified)
-        )
+        if self._validators:
+            guarded = if_range_matches(hdrs.get("if-range"), etag, last_modified)
+        else:
+            # Nothing to compare an If-Range with: RFC 9110 says send it all.
+            guarded = "if-range" not in hdrs
+            validators = []
+        use_range = wanted is not None and self.ranges and kind != "ignore_range" and guarded
         if kind == "wrong_content_range":
             start, end = wanted if use_range and wanted else (0, size - 1)
             bogus = wrong_start(start, size)
