@@ -279,6 +279,8 @@ async def _one_pass(
             # The extraction stopped on the failed download and has nothing
             # to add: the error names the archive, then the download's chain.
             if isinstance(failed, DownloadError):
+                if not job.cancelled():
+                    job.exception()  # its error only repeats the download's: retrieved, dropped
                 raise archive_failure(name, failed) from failed
             job.result()
             raise failed
