@@ -14,26 +14,20 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import time
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
-from surefetch._cache.entry import EntryMeta
 from surefetch._cache.layout import BUCKET_ARCHIVES
 from surefetch._cache.staging import Staging, reap_siblings
 from surefetch._errors import ConfigError
-from surefetch._extract.archive import ExtractLimits, extract_file
-from surefetch._fetch.disk_full import dropping_partial_when_full
+from surefetch._extract.archive import DEFAULT_LIMITS, ExtractLimits, extract_file
+from surefetch._fetch.entry_store import EntryStore
 from surefetch._fetch.options import Options
 from surefetch._fetch.request import (
     FetchRequest,
     FetchResult,
-    Resolved,
     cached_result,
     downloaded,
-    must_replace,
-    offline_miss,
     resolve,
 )
 from surefetch._fetch.single_flight import single_flight
@@ -54,31 +48,13 @@ def archive_key(key: str, strip_components: int) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class _TreeStore:
+class _TreeStore(EntryStore):
     """An extracted tree in the archives bucket."""
 
-    resolved: Resolved
-    strip_components: int
-    sessions: Sessions
-    options: Options
-    limits: ExtractLimits
-    started: float
+    strip_components: int = 0
+    limits: ExtractLimits = DEFAULT_LIMITS
 
-    def lock(self) -> AbstractAsyncContextManager[None]:
-        return self.options.cache.lock_async(self.resolved.bucket, self.resolved.key)
-
-    async def lookup(self) -> FetchResult | None:
-        return cached_result(self.resolved, self.options.cache, started=self.started)
-
-    def offline_error(self) -> Exception:
-        return offline_miss(self.resolved, self.options.cache)
-
-    async def produce(self) -> FetchResult:
-        partial_path = self.options.cache.partial_path(self.resolved.bucket, self.resolved.key)
-        with dropping_partial_when_full(partial_path):
-            return await self._produce()
-
-    async def _produce(self) -> FetchResult:
+    async def download_and_store(self) -> FetchResult:
         resolved, cache = self.resolved, self.options.cache
         stats = DownloadStats()
         with cache.temp_dir(resolved.bucket, resolved.key) as work:
@@ -92,16 +68,11 @@ class _TreeStore:
                 limits=self.limits,
                 strip_components=self.strip_components,
             )
-            meta = EntryMeta(
+            entry = await self.commit(
+                partial,
+                digest,
                 url=resolved.primary.redacted,
-                size=partial.size,
-                sha256=digest,
-                created=time.time(),
-            )
-            if must_replace(resolved, cache, refresh=self.options.refresh):
-                await asyncio.to_thread(cache.remove, resolved.bucket, resolved.key)
-            entry = await asyncio.to_thread(
-                cache.commit_dir, resolved.bucket, resolved.key, tree, meta=meta
+                store=lambda meta: cache.commit_dir(resolved.bucket, resolved.key, tree, meta=meta),
             )
         partial.discard()
         files = entry.meta.files if entry.meta.files is not None else extracted.files
@@ -127,29 +98,29 @@ async def fetch_archive(
     """Fetch ``request`` and extract it into the archives bucket; return the tree's path."""
     plain = resolve(request, bucket=BUCKET_ARCHIVES)
     resolved = dataclasses.replace(plain, key=archive_key(plain.key, request.strip_components))
-    store = _TreeStore(resolved, request.strip_components, sessions, options, limits, started)
+    store = _TreeStore(
+        resolved,
+        sessions,
+        options,
+        started,
+        strip_components=request.strip_components,
+        limits=limits,
+    )
     return await single_flight(store, refresh=options.refresh, offline=options.offline)
 
 
 @dataclass(frozen=True, slots=True)
-class _PlacedTreeStore:
+class _PlacedTreeStore(EntryStore):
     """A tree placed at ``target``, from the archive file in the downloads bucket."""
 
-    resolved: Resolved
-    strip_components: int
-    target: Path
-    staging: Path
-    sessions: Sessions
-    options: Options
-    limits: ExtractLimits
-    started: float
+    strip_components: int = 0
+    limits: ExtractLimits = DEFAULT_LIMITS
+    target: Path = Path()
+    staging: Path = Path()
 
     @property
     def name(self) -> str:
         return filename_from_url(self.resolved.primary.url)
-
-    def lock(self) -> AbstractAsyncContextManager[None]:
-        return self.options.cache.lock_async(self.resolved.bucket, self.resolved.key)
 
     async def lookup(self) -> FetchResult | None:
         hit = await asyncio.to_thread(
@@ -169,15 +140,7 @@ class _PlacedTreeStore:
         )
         return _placed(hit, tree, self.target, files=extracted.files)
 
-    def offline_error(self) -> Exception:
-        return offline_miss(self.resolved, self.options.cache)
-
-    async def produce(self) -> FetchResult:
-        partial_path = self.options.cache.partial_path(self.resolved.bucket, self.resolved.key)
-        with dropping_partial_when_full(partial_path):
-            return await self._produce()
-
-    async def _produce(self) -> FetchResult:
+    async def download_and_store(self) -> FetchResult:
         resolved, cache = self.resolved, self.options.cache
         stats = DownloadStats()
         partial, digest, extracted, tree = await download_and_extract(
@@ -190,22 +153,13 @@ class _PlacedTreeStore:
             limits=self.limits,
             strip_components=self.strip_components,
         )
-        meta = EntryMeta(
+        entry = await self.commit(
+            partial,
+            digest,
             url=resolved.primary.redacted,
-            size=partial.size,
-            sha256=digest,
-            created=time.time(),
-            content_key=resolved.sha256 is not None,
-        )
-        if must_replace(resolved, cache, refresh=self.options.refresh):
-            await asyncio.to_thread(cache.remove, resolved.bucket, resolved.key)
-        entry = await asyncio.to_thread(
-            cache.commit_file,
-            resolved.bucket,
-            resolved.key,
-            partial.path,
-            filename=self.name,
-            meta=meta,
+            store=lambda meta: cache.commit_file(
+                resolved.bucket, resolved.key, partial.path, filename=self.name, meta=meta
+            ),
         )
         partial.sidecar.unlink(missing_ok=True)
         result = downloaded(
@@ -245,7 +199,14 @@ async def fetch_archive_to(
     staging = await asyncio.to_thread(claimed.open)
     try:
         store = _PlacedTreeStore(
-            resolved, request.strip_components, target, staging, sessions, options, limits, started
+            resolved,
+            sessions,
+            options,
+            started,
+            strip_components=request.strip_components,
+            limits=limits,
+            target=target,
+            staging=staging,
         )
         return await single_flight(store, refresh=options.refresh, offline=options.offline)
     finally:

@@ -1,0 +1,75 @@
+"""What every store of a downloaded entry shares: its key's lock, its hit, its commit.
+
+The three kinds of entry a fetch makes (a file, a tree in the cache, a tree
+in the caller's directory) differ in what they download and store; the rest
+of the `single_flight` protocol, and the last steps of a commit, live here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+
+from surefetch._cache.entry import Entry, EntryMeta
+from surefetch._fetch.disk_full import dropping_partial_when_full
+from surefetch._fetch.options import Options
+from surefetch._fetch.request import (
+    FetchResult,
+    Resolved,
+    cached_result,
+    must_replace,
+    offline_miss,
+)
+from surefetch._http.partial import PartialFile
+from surefetch._http.session import Sessions
+
+
+@dataclass(frozen=True, slots=True)
+class EntryStore:
+    """The `single_flight` store of one resolved request; subclasses say how to produce it."""
+
+    resolved: Resolved
+    sessions: Sessions
+    options: Options
+    started: float
+
+    def lock(self) -> AbstractAsyncContextManager[None]:
+        return self.options.cache.lock_async(self.resolved.bucket, self.resolved.key)
+
+    async def lookup(self) -> FetchResult | None:
+        return cached_result(self.resolved, self.options.cache, started=self.started)
+
+    def offline_error(self) -> Exception:
+        return offline_miss(self.resolved, self.options.cache)
+
+    async def produce(self) -> FetchResult:
+        partial_path = self.options.cache.partial_path(self.resolved.bucket, self.resolved.key)
+        with dropping_partial_when_full(partial_path):
+            return await self.download_and_store()
+
+    async def download_and_store(self) -> FetchResult:
+        """Download the request and commit its entry (under the key's lock)."""
+        raise NotImplementedError
+
+    async def commit(
+        self, partial: PartialFile, digest: str, *, url: str, store: Callable[[EntryMeta], Entry]
+    ) -> Entry:
+        """Commit the verified download with ``store(meta)``, in a worker thread.
+
+        An entry already there goes first when it must (a refresh, or one
+        that records another sha256): a commit keeps an entry it finds.
+        """
+        resolved, cache = self.resolved, self.options.cache
+        meta = EntryMeta(
+            url=url,
+            size=partial.size,
+            sha256=digest,
+            created=time.time(),
+            content_key=resolved.key == resolved.sha256,
+        )
+        if must_replace(resolved, cache, refresh=self.options.refresh):
+            await asyncio.to_thread(cache.remove, resolved.bucket, resolved.key)
+        return await asyncio.to_thread(store, meta)
