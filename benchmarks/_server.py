@@ -1,7 +1,9 @@
 """A chaos server in its own process for the benchmarks, scripted over stdin.
 
 Running the server in the benchmark's own process would make it share the
-GIL with the library under test. Prints its base URL, then reads commands:
+GIL with the library under test. ``_server.py ROOT [CERT_PEM KEY_PEM]``
+serves ROOT, over TLS when given a certificate chain and its key. Prints its
+base URL, then reads commands:
 
     reset PATH NBYTES COUNT   the next COUNT requests to PATH reset after NBYTES
                               bytes each (so a resumed download resets every NBYTES)
@@ -18,7 +20,13 @@ from surefetch.testing import ChaosServer, Fault
 
 def main() -> int:
     root = sys.argv[1]
-    with ChaosServer(root=root, max_seconds=3600) as server:
+    context = None
+    if len(sys.argv) > 3:
+        import ssl
+
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(sys.argv[2], sys.argv[3])
+    with ChaosServer(root=root, max_seconds=3600, ssl_context=context) as server:
         print(server.base_url, flush=True)
         for line in sys.stdin:
             words = line.split()

@@ -19,6 +19,7 @@ from surefetch._errors import DownloadError
 from surefetch._fetch.options import FetchArgs, Options, make_options
 from surefetch._fetch.request import FetchRequest, FetchResult, resolve
 from surefetch._http.session import Sessions
+from surefetch._run_sync import on_loop_thread
 from surefetch._url import redact_url
 
 if TYPE_CHECKING:
@@ -29,9 +30,14 @@ if TYPE_CHECKING:
 
 
 async def fetch_with(args: FetchArgs) -> FetchResult:
-    """The fetch that ``args`` describe, with a session of its own."""
+    """The fetch that ``args`` describe.
+
+    On surefetch's loop thread (the synchronous API) it uses the session
+    that thread keeps, so connections stay alive from call to call;
+    elsewhere, a session of its own, closed when it is done.
+    """
     options = args.options()
-    sessions = options.sessions()
+    sessions = options.sessions(keep=on_loop_thread())
     try:
         return await _fetch_within_deadline(args.request(), sessions=sessions, options=options)
     finally:

@@ -85,12 +85,18 @@ class Options:
     limits: ExtractLimits | None = None
     allow_insecure_redirects: bool = False
 
-    def sessions(self, *, limit: int = 100) -> Sessions:
-        """A lazily made HTTP session with these timeouts and ``limit`` connections."""
+    def sessions(self, *, limit: int = 100, keep: bool = False) -> Sessions:
+        """A lazily made HTTP session with these timeouts and ``limit`` connections.
+
+        With ``keep``, the session kept by surefetch's loop thread (`Sessions`).
+        """
         from surefetch._http.session import Sessions
 
         return Sessions(
-            connect_timeout=self.connect_timeout, read_timeout=self.read_timeout, limit=limit
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            limit=limit,
+            keep=keep,
         )
 
 

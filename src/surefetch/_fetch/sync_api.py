@@ -43,7 +43,11 @@ def fetch(
     """Download ``url`` into the cache (or find it there) and return the cached file's path.
 
     The synchronous twin of `afetch`, with the same arguments; it also works
-    when called from a thread whose event loop is running.
+    when called from a thread whose event loop is running, and from many
+    threads at once. A download runs on surefetch's own event loop thread,
+    which keeps connections alive from one call to the next (``progress`` is
+    called on that thread); it is started on the first cache miss and stopped
+    at interpreter exit.
 
     Example:
         >>> import surefetch

@@ -1,13 +1,14 @@
 """What surefetch knows of aiohttp's exception types and internals: nowhere else.
 
-Three pieces of knowledge, each kept here so that the rest of surefetch
+Four pieces of knowledge, each kept here so that the rest of surefetch
 speaks of transports in general:
 
 * what aiohttp's exceptions mean for a retry (`classify_aiohttp_error`, which
   this module registers with the retry layer when it is imported);
 * that a session repeats an idempotent request on its own when a connection
   drops (`disable_hidden_retries`);
-* where the body bytes that arrived before a failure wait (`salvage_buffered`).
+* where the body bytes that arrived before a failure wait (`salvage_buffered`);
+* how to make a session look closed without closing its connections (`abandon`).
 
 Nothing here imports aiohttp: its types are looked up in ``sys.modules``,
 since none of its exceptions can exist before it is loaded.
@@ -110,3 +111,28 @@ def salvage_buffered(content: object, size: int, total: int | None) -> bytes:
     if total is not None and size + len(data) > total:
         return b""
     return data
+
+
+def abandon(session: aiohttp.ClientSession) -> None:
+    """Make ``session`` look closed without touching its connections (in a forked child).
+
+    A child process inherits the parent's pooled connections, which are the
+    parent's: closing them from the child would send a TLS close to the
+    parent's peer and change the parent's event loop's selector. So the
+    child marks the session and its connector closed, which also keeps
+    their finalizers from warning about them, and never uses them again.
+
+    Example:
+        >>> import asyncio, aiohttp
+        >>> async def made() -> aiohttp.ClientSession:
+        ...     return aiohttp.ClientSession()
+        >>> session = asyncio.run(made())
+        >>> abandon(session)
+        >>> session.closed
+        True
+    """
+    connector = session.connector
+    if connector is not None and hasattr(connector, "_closed"):
+        connector._closed = True
+    if hasattr(session, "_connector"):
+        session._connector = None

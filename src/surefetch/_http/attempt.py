@@ -19,6 +19,7 @@ from surefetch._http.redirects import (
 )
 from surefetch._http.resume import Reply, Validator, judge_reply, range_headers, url_digest
 from surefetch._http.stats import DownloadStats, ProgressCallback
+from surefetch._http.tls import tls_for
 from surefetch._url import ParsedURL, redact_url
 
 TYPE_CHECKING = False
@@ -135,7 +136,14 @@ async def _get(
     """GET ``url``, following redirects (each judged before it is followed)."""
     current = url
     for _ in range(MAX_REDIRECTS + 1):
-        response = await session.get(current, headers=headers, allow_redirects=False)
+        context = tls_for(current)
+        if context is None:
+            response = await session.get(current, headers=headers, allow_redirects=False)
+        else:
+            # Always our own verifying context, built once per process.
+            response = await session.get(
+                current, headers=headers, allow_redirects=False, ssl=context
+            )
         location = response.headers.get("Location")
         if response.status not in REDIRECT_STATUSES or location is None:
             return response
