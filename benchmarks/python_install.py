@@ -167,17 +167,42 @@ def main() -> int:
     def commands(run_dir: Path) -> dict[str, list[str]]:
         return {
             "uv python install": [
-                uv, "python", "install", VERSION, "--python-downloads-json-url", str(catalog),
-                "--install-dir", str(run_dir / "py"), "--cache-dir", str(run_dir / "cache"),
-                "--no-bin", "--no-config",
+                uv,
+                "python",
+                "install",
+                VERSION,
+                "--python-downloads-json-url",
+                str(catalog),
+                "--install-dir",
+                str(run_dir / "py"),
+                "--cache-dir",
+                str(run_dir / "cache"),
+                "--no-bin",
+                "--no-config",
             ],
             "pbs-installer": [
-                sys.executable, "-c", PBS, url, sha256, str(run_dir / "py"), str(run_dir),
+                sys.executable,
+                "-c",
+                PBS,
+                url,
+                sha256,
+                str(run_dir / "py"),
+                str(run_dir),
             ],
             "surefetch python install": [
-                sys.executable, "-m", "surefetch", "python", "install", VERSION,
-                "--downloads-json", str(catalog), "--install-dir", str(run_dir / "py"),
-                "--cache-dir", str(run_dir / "cache"), "-q",
+                sys.executable,
+                "-m",
+                "surefetch",
+                "python",
+                "install",
+                VERSION,
+                "--downloads-json",
+                str(catalog),
+                "--install-dir",
+                str(run_dir / "py"),
+                "--cache-dir",
+                str(run_dir / "cache"),
+                "-q",
             ],
         }
 
@@ -201,7 +226,8 @@ def main() -> int:
                     times.append(time.perf_counter() - started)
                     ok += done.returncode == 0
                     if done.returncode != 0:
-                        print(f"  {tool} failed ({done.returncode}): {done.stderr.strip()[-600:]}", flush=True)
+                        said = done.stderr.strip()[-600:]
+                        print(f"  {tool} failed ({done.returncode}): {said}", flush=True)
                     requests.append(server.ask("count") - before_requests)
                     sent.append(server.ask("bytes") - before_bytes)
                     server.ask(f"reset {path} 0 0")
