@@ -8,6 +8,7 @@ base URL, then reads commands:
     reset PATH NBYTES COUNT   the next COUNT requests to PATH reset after NBYTES
                               bytes each (so a resumed download resets every NBYTES)
     count                     prints the number of requests served so far
+    bytes                     prints the body bytes sent so far
     quit
 """
 
@@ -38,6 +39,9 @@ def main() -> int:
                 server.script(path, [Fault.reset_after(nbytes)] * count)
             elif words[0] == "count":
                 pass
+            elif words[0] == "bytes":
+                print(server.bytes_sent(), flush=True)
+                continue
             print(server.request_count(), flush=True)
     return 0
 

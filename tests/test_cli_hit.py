@@ -42,6 +42,7 @@ def test_user_dirs_agree_with_platformdirs(
         monkeypatch.setenv(variable.replace("CACHE", "CONFIG"), value.replace("cache", "config"))
     assert user_dir("cache") == platformdirs.user_cache_dir("surefetch", appauthor=False)
     assert user_dir("config") == platformdirs.user_config_dir("surefetch", appauthor=False)
+    assert user_dir("data") == platformdirs.user_data_dir("surefetch", appauthor=False)
 
 
 def test_a_hit_is_answered_without_the_full_command_line(

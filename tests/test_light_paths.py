@@ -51,6 +51,16 @@ LIBRARY_HIT = IMPORT | {
     "surefetch._fetch.options",
     "surefetch._fetch.sync_api",
 }
+PYTHON_FIND = IMPORT | {
+    "surefetch.python",
+    "surefetch._errors",
+    "surefetch._config",
+    "surefetch._dirs",
+    "surefetch._python",
+    "surefetch._python.layout",
+    "surefetch._python.platform",
+    "surefetch._python.requests",
+}
 
 REPORT = (
     "import sys; mods = sorted(m for m in sys.modules if m.split('.')[0] == 'surefetch'); "
@@ -119,3 +129,15 @@ def test_library_cache_hit(cached: tuple[str, Path], tmp_path: Path) -> None:
     )
     modules, heavy = loaded(code, str(cache), url, cwd=tmp_path)
     assert sorted(modules - LIBRARY_HIT) == [] and heavy == []
+
+
+def test_python_find(tmp_path: Path) -> None:
+    """`surefetch.python.find` reads the install directory: no asyncio, no HTTP stack, no
+    catalog (pbs-installer)."""
+    code = (
+        "import sys, surefetch.python\n"
+        "assert surefetch.python.find('3.12', install_dir=sys.argv[1]) is None\n"
+        "assert 'pbs_installer' not in sys.modules"
+    )
+    modules, heavy = loaded(code, str(tmp_path), cwd=tmp_path)
+    assert sorted(modules - PYTHON_FIND) == [] and heavy == []

@@ -284,6 +284,18 @@ def _user_cache_dir() -> str:
     return user_dir("cache")
 
 
+def _user_python_dir() -> str:
+    from surefetch._dirs import user_dir
+
+    return os.path.join(user_dir("data"), "python")
+
+
+def _optional_text(value: object) -> str:
+    if not isinstance(value, str) or "\0" in value:
+        raise _Rejected
+    return value.strip()
+
+
 # --- the registry ----------------------------------------------------------------------
 
 CACHE_DIR: Setting[str] = Setting(
@@ -386,6 +398,39 @@ ALLOW_INSECURE_REDIRECTS: Setting[bool] = Setting(
     why="off: such a redirect would fetch in plaintext, and cache under the https "
     "URL, what was asked for over TLS",
 )
+PYTHON_INSTALL_DIR: Setting[str] = Setting(
+    name="python_install_dir",
+    env="SUREFETCH_PYTHON_INSTALL_DIR",
+    flag="--install-dir",
+    convert=_directory,
+    allowed="expected a directory path",
+    default="",
+    default_factory=_user_python_dir,
+    is_path=True,
+    help="where `surefetch python` installs Pythons, one directory per key",
+    why="the platform's user data directory (platformdirs): installations are "
+    "data to keep, unlike the cache",
+)
+PYTHON_INSTALL_MIRROR: Setting[str] = Setting(
+    name="python_install_mirror",
+    env="SUREFETCH_PYTHON_INSTALL_MIRROR",
+    flag="--mirror",
+    convert=_optional_text,
+    allowed="expected a URL (http, https or file)",
+    default="",
+    help="a mirror that replaces the python-build-standalone release-download prefix",
+    why="none: the catalog's own URLs, unless a mirror is set up",
+)
+PYTHON_DOWNLOADS_JSON: Setting[str] = Setting(
+    name="python_downloads_json",
+    env="SUREFETCH_PYTHON_DOWNLOADS_JSON",
+    flag="--downloads-json",
+    convert=_optional_text,
+    allowed="expected a path or URL of a downloads JSON file (uv's format)",
+    default="",
+    help="the catalog of Python builds, in uv's downloads-JSON format",
+    why="none: the table of the pbs-installer package, kept up to date by its releases",
+)
 
 SETTINGS: tuple[Setting[Any], ...] = (
     CACHE_DIR,
@@ -397,6 +442,9 @@ SETTINGS: tuple[Setting[Any], ...] = (
     OFFLINE,
     CONCURRENCY,
     ALLOW_INSECURE_REDIRECTS,
+    PYTHON_INSTALL_DIR,
+    PYTHON_INSTALL_MIRROR,
+    PYTHON_DOWNLOADS_JSON,
 )
 BY_NAME: Mapping[str, Setting[Any]] = {setting.name: setting for setting in SETTINGS}
 

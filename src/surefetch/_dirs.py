@@ -1,4 +1,4 @@
-"""The user cache and config directories of surefetch.
+"""The user cache, config and data directories of surefetch.
 
 platformdirs is the authority, but importing it costs more than the rest of
 a command-line cache hit, so on Linux and the BSDs the XDG rules are applied
@@ -12,7 +12,7 @@ import sys
 
 
 def user_dir(kind: str) -> str:
-    """The user ``"cache"`` or ``"config"`` directory of surefetch, as platformdirs says.
+    """The user ``"cache"``, ``"config"`` or ``"data"`` directory, as platformdirs says.
 
     On Linux and the BSDs it follows the XDG rules directly: importing
     platformdirs costs more than the rest of a cache hit. A test checks that
@@ -26,6 +26,7 @@ def user_dir(kind: str) -> str:
         variable, fallback = {
             "cache": ("XDG_CACHE_HOME", "~/.cache"),
             "config": ("XDG_CONFIG_HOME", "~/.config"),
+            "data": ("XDG_DATA_HOME", "~/.local/share"),
         }[kind]
         base = os.environ.get(variable, "").strip() or os.path.expanduser(fallback)
         return os.path.join(base, "surefetch")
@@ -33,4 +34,6 @@ def user_dir(kind: str) -> str:
 
     if kind == "cache":
         return platformdirs.user_cache_dir("surefetch", appauthor=False)
+    if kind == "data":
+        return platformdirs.user_data_dir("surefetch", appauthor=False)
     return platformdirs.user_config_dir("surefetch", appauthor=False)

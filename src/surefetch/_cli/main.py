@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 COMMANDS = {
     "fetch": "surefetch._cli.fetch",
     "cache": "surefetch._cli.cache",
+    "python": "surefetch._cli.python",
     "demo": "surefetch._cli.demo",
     "config": "surefetch._cli.config",
 }
