@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import assume, given, strategies as st
 
 import surefetch
 from surefetch import ConfigError
@@ -49,6 +49,10 @@ def test_redactor_scrubs_every_secret(password: str, token: str) -> None:
     url = f"https://user:{password}@h.example/f.tgz?token={token}"
     redactor = Redactor([url])
     text = f"GET {url} failed; password {password}, token {token}"
+    # A secret that is also a piece of the text around it ("htt" of "https")
+    # cannot be told apart from that text: such examples say nothing.
+    plain = text.replace(password, "").replace(token, "")
+    assume(password not in plain and token not in plain and password not in token)
     scrubbed = redactor.scrub(text)
     assert password not in scrubbed and token not in scrubbed
     assert password not in redact_url(url) and token not in redact_url(url)
