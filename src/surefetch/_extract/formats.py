@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import bz2
 import enum
-import gzip
 import lzma
+import zlib
 from typing import IO, cast
 
 import zstandard
@@ -14,6 +14,8 @@ from surefetch._errors import ExtractError
 from surefetch._extract.growing import Readable
 
 _ZSTD_READ_SIZE = 1 << 20
+_GZIP_READ_SIZE = 1 << 20
+_GZIP_WBITS = 16 + zlib.MAX_WBITS  # a gzip header and trailer around a deflate stream
 # A zstd frame can expand about 32,000 times (run-length blocks), and its
 # decompressor has no output limit: feeding small pieces caps the memory one
 # call can take at ~128 MiB, even for a bomb that the ratio check then stops.
@@ -131,7 +133,7 @@ def decompressed(source: Readable, archive_format: ArchiveFormat) -> Readable:
     Every reader raises EOFError when the compressed stream is cut short.
 
     Example:
-        >>> import io
+        >>> import gzip, io
         >>> decompressed(io.BytesIO(gzip.compress(b"tar")), ArchiveFormat.TAR_GZ).read()
         b'tar'
     """
@@ -140,7 +142,7 @@ def decompressed(source: Readable, archive_format: ArchiveFormat) -> Readable:
     if archive_format is ArchiveFormat.TAR:
         return source
     if archive_format is ArchiveFormat.TAR_GZ:
-        return gzip.GzipFile(fileobj=file, mode="rb")
+        return GzipReader(source)
     if archive_format is ArchiveFormat.TAR_BZ2:
         return bz2.BZ2File(file)
     if archive_format is ArchiveFormat.TAR_XZ:
@@ -148,6 +150,60 @@ def decompressed(source: Readable, archive_format: ArchiveFormat) -> Readable:
     if archive_format is ArchiveFormat.TAR_ZST:
         return ZstdReader(source)
     raise ValueError(f"{archive_format.value} is not a tar stream")
+
+
+class GzipReader:
+    """Decompresses a gzip stream (one or more members) as it is read, in large pieces.
+
+    `gzip.GzipFile` reads its source 8 KiB at a time, which for a streaming
+    extraction means a Python call through every reader layer per 8 KiB;
+    this reads 1 MiB at a time and lets zlib check headers and trailers. A
+    stream cut short raises EOFError, as GzipFile does; no call returns more
+    than it was asked for, so a bomb cannot take memory before the ratio
+    check stops it.
+
+    Example:
+        >>> import io
+        >>> import gzip, io
+        >>> GzipReader(io.BytesIO(gzip.compress(b"da") + gzip.compress(b"ta"))).read()
+        b'data'
+    """
+
+    def __init__(self, source: Readable) -> None:
+        self._source = source
+        self._member = zlib.decompressobj(_GZIP_WBITS)
+        self._input = b""
+        self._in_member = False
+        self._at_end = False
+
+    def read(self, size: int = -1, /) -> bytes:
+        """Up to ``size`` decompressed bytes (all when negative); ``b""`` at the end."""
+        if size < 0:
+            return b"".join(iter(lambda: self.read(_GZIP_READ_SIZE), b""))
+        while not self._at_end:
+            if not self._input:
+                self._input = self._source.read(_GZIP_READ_SIZE)
+                if not self._input:
+                    if self._in_member:
+                        raise EOFError("gzip stream ended before the end of its member")
+                    self._at_end = True
+                    break
+            if not self._in_member:
+                # Gzip files may be padded with zeros after a member, as gzip allows.
+                self._input = self._input.lstrip(b"\x00")
+                if not self._input:
+                    continue
+            self._in_member = True
+            data = self._member.decompress(self._input, size)
+            self._input = self._member.unconsumed_tail
+            if self._member.eof:
+                # What follows the member belongs to the next one.
+                self._input = self._member.unused_data
+                self._member = zlib.decompressobj(_GZIP_WBITS)
+                self._in_member = False
+            if data:
+                return data
+        return b""
 
 
 class ZstdReader:
