@@ -28,7 +28,7 @@ HOOKS = (
     "build_sdist",
 )
 
-_WRAPPER = '''
+_WRAPPER = """
 import os, sys, time, zipfile
 import {real} as _real
 
@@ -61,7 +61,7 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
         os.rename(os.path.join(wheel_directory, name), os.path.join(wheel_directory, other))
         name = other
     return name
-'''
+"""
 
 _C_SOURCE = """
 #include <Python.h>

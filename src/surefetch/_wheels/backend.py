@@ -30,20 +30,23 @@ _DEFAULT_BACKEND = "setuptools.build_meta:__legacy__"
 class BackendError(SurefetchError):
     """The build backend (or the installation of its requirements) failed.
 
-    ``output`` holds the backend's last output lines, which the message ends with.
+    ``output`` holds the backend's last output lines (at most `TAIL_LINES`);
+    the command line prints them under the error's ``Caused by:`` lines.
 
     Example:
-        >>> error = BackendError("The backend exited with status 1", output=("boom",))
-        >>> print(error)
-        The backend exited with status 1; its last output:
-            boom
+        >>> error = BackendError("The build backend exited with status 1", output=("boom",))
+        >>> str(error), error.output
+        ('The build backend exited with status 1', ('boom',))
     """
 
     def __init__(self, message: str, *, output: Sequence[str] = ()) -> None:
         self.output = tuple(output)
-        if self.output:
-            message += "; its last output:\n" + "\n".join(f"    {line}" for line in self.output)
         super().__init__(message)
+
+    @property
+    def surefetch_output(self) -> tuple[str, ...]:
+        """The lines `surefetch._cli.output.format_error` prints as "Last output"."""
+        return self.output
 
 
 @dataclass

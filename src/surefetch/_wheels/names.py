@@ -72,7 +72,7 @@ def build_key(sdist_sha256: str, config_settings: ConfigSettings | None = None) 
     It is also the key whose lock a build holds: one build per sdist and settings.
 
     Example:
-        >>> build_key("AB" * 32)[:66]
+        >>> build_key("AB" * 32)[:65]
         'abababababababababababababababababababababababababababababababab-'
     """
     sha = sdist_sha256.lower()
@@ -211,6 +211,7 @@ def find(
 
         root = os.fspath(default_root())
     else:
-        held = getattr(cache, "root", cache)  # a Cache, or a directory
+        # A directory, or a Cache (its root); a Path has a `root` attribute too.
+        held = cache if isinstance(cache, (str, os.PathLike)) else getattr(cache, "root", cache)
         root = os.path.abspath(os.path.expanduser(os.fspath(held)))  # type: ignore[call-overload]
     return find_in(root, build_key(sdist_sha256, config_settings))
