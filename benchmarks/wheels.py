@@ -65,9 +65,13 @@ def pip_index_options() -> list[str]:
     return options
 
 
-def timed(command: list[str], env: dict[str, str]) -> float:
+def timed(command: list[str], env: dict[str, str], cwd: Path) -> float:
     started = time.perf_counter()
-    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # In a directory of its own: a pyproject.toml that names surefetch (this
+    # checkout's) would make every command read its settings.
+    subprocess.run(
+        command, env=env, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     return time.perf_counter() - started
 
 
@@ -160,7 +164,7 @@ def main() -> int:
             times: dict[str, list[float]] = {name: [] for name in table}
             for run in range(runs):
                 for name, command in table.items():  # interleaved: drift hits all alike
-                    times[name].append(timed(command(run), env))
+                    times[name].append(timed(command(run), env, work))
             rows += [(label, name, statistics.median(values)) for name, values in times.items()]
 
     floor = {label: t for label, name, t in rows if name == "python -c pass"}

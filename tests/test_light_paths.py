@@ -184,3 +184,22 @@ def test_wheels_find(built_wheel: tuple[Path, Path, str], tmp_path: Path) -> Non
     )
     modules, heavy = loaded_heavy(code, str(cache), sha256, cwd=tmp_path)
     assert sorted(modules - WHEEL_FIND) == [] and heavy == []
+
+
+def test_cli_wheel_hit_of_a_platform_wheel_this_interpreter_built(tmp_path: Path) -> None:
+    from sdists import has_compiler, make_sdist
+    from surefetch import wheels
+
+    if not has_compiler():
+        pytest.skip("no C compiler (cc or gcc) to build a platform wheel with")
+    sdist = make_sdist(tmp_path, backend="setuptools", record=tmp_path / "record", extension=True)
+    cache = tmp_path / "cache"
+    wheels.build(sdist, isolation=False, cache=cache)
+    code = (
+        "import os, sys; os.environ['SUREFETCH_CACHE_DIR'] = sys.argv[1]\n"
+        "sys.argv = ['surefetch', 'wheel', sys.argv[2]]\n"
+        "from surefetch._cli.main import main\n"
+        "assert main() == 0"
+    )
+    modules, heavy = loaded_heavy(code, str(cache), str(sdist), cwd=tmp_path)
+    assert sorted(modules - WHEEL_CLI_HIT) == [] and heavy == []

@@ -136,12 +136,31 @@ def candidates(root: str, key: str) -> list[tuple[str, str]]:
     return found
 
 
-def _plainly_compatible(filename: str) -> bool:
+def built_by_marker() -> str:
+    """The name of the empty file that marks a wheel as built by this very interpreter.
+
+    The wheel passed `packaging.tags.sys_tags` of the interpreter that built
+    it, so that interpreter, asking again, needs no tag computation (which
+    costs more than the rest of a hit). The name digests the executable, its
+    version and platform.
+
+    Example:
+        >>> built_by_marker().startswith("built-by-")
+        True
+    """
+    identity = f"{sys.executable}\0{sys.version}\0{sys.platform}\0{sys.implementation.cache_tag}"
+    return f"built-by-{_sha256_hex(identity.encode('utf-8', 'surrogateescape'))[:_DIGITS]}"
+
+
+def _plainly_compatible(filename: str, path: str) -> bool:
     """Whether a pure wheel suits this interpreter, told without ``packaging``.
 
-    Only the common pure tags are recognised (``py3``, ``py3N`` up to this
+    A wheel this interpreter built (`built_by_marker`) suits it; otherwise
+    only the common pure tags are recognised (``py3``, ``py3N`` up to this
     minor version, ``none``, ``any``); anything else goes to `packaging.tags`.
     """
+    if os.path.exists(os.path.join(os.path.dirname(path), built_by_marker())):
+        return True
     if sys.implementation.name != "cpython" or sys.version_info[0] != 3:
         return False
     try:
@@ -169,7 +188,7 @@ def choose(found: Sequence[tuple[str, str]]) -> str | None:
     """
     if not found:
         return None
-    if len(found) == 1 and _plainly_compatible(found[0][0]):
+    if len(found) == 1 and _plainly_compatible(*found[0]):
         return found[0][1]
     from packaging.tags import sys_tags
     from packaging.utils import InvalidWheelFilename, parse_wheel_filename

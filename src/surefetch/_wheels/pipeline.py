@@ -33,7 +33,13 @@ from surefetch._cache.entry import EntryMeta, file_sha256
 from surefetch._cache.layout import BUCKET_BUILT_WHEELS
 from surefetch._errors import CacheError, OfflineError, RetriesExhausted, SurefetchError
 from surefetch._fetch.single_flight import single_flight
-from surefetch._wheels.names import BUILD_RECORD, build_key, entry_key, find_in
+from surefetch._wheels.names import (
+    BUILD_RECORD,
+    build_key,
+    built_by_marker,
+    entry_key,
+    find_in,
+)
 
 if TYPE_CHECKING:
     from surefetch._cache.store import Cache
@@ -211,6 +217,7 @@ class _WheelStore:
                     "created": time.time(),
                 }
                 (tree / BUILD_RECORD).write_text(json.dumps(record, indent=1), encoding="utf-8")
+                (tree / built_by_marker()).touch()  # lets this interpreter skip tag checks
                 key = entry_key(self.key, built.name)
                 meta = EntryMeta(
                     url=sdist.shown, size=sdist.size, sha256=sdist.sha256, created=time.time()
