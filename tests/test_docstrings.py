@@ -28,7 +28,13 @@ import pytest
 
 import surefetch
 
-PUBLIC_MODULES = ("surefetch", "surefetch.fs", "surefetch.cache", "surefetch.testing")
+PUBLIC_MODULES = (
+    "surefetch",
+    "surefetch.fs",
+    "surefetch.cache",
+    "surefetch.testing",
+    "surefetch.wheels",
+)
 _EXAMPLE = re.compile(r"^\s*(Examples?:|>>>)", re.MULTILINE)
 # Modules that run code when imported, so their doctests cannot be collected by
 # importing them; the test checks instead that their source holds no doctest.

@@ -141,3 +141,87 @@ def test_python_find(tmp_path: Path) -> None:
     )
     modules, heavy = loaded(code, str(tmp_path), cwd=tmp_path)
     assert sorted(modules - PYTHON_FIND) == [] and heavy == []
+
+
+# `surefetch wheel SDIST` and `surefetch.wheels.find` answered from the cache:
+# no build machinery, no asyncio, no HTTP stack (and, for a pure wheel, no packaging).
+WHEEL_CLI_HIT = CLI_HIT | {
+    "surefetch._cli.wheel_hit",
+    "surefetch._wheels",
+    "surefetch._wheels.names",
+}
+WHEEL_FIND = IMPORT | {
+    "surefetch.wheels",
+    "surefetch._wheels",
+    "surefetch._wheels.names",
+    "surefetch._cache",
+    "surefetch._cache.layout",
+}
+WHEEL_HEAVY = (*HEAVY, "build", "pyproject_hooks", "packaging.tags", "subprocess")
+
+
+@pytest.fixture(scope="module")
+def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    """A pure sdist whose wheel is in a cache: (sdist, cache, sdist sha256)."""
+    from sdists import make_sdist
+    from surefetch import wheels
+
+    directory = tmp_path_factory.mktemp("wheel")
+    sdist = make_sdist(directory, backend="flit", record=directory / "record")
+    cache = directory / "cache"
+    built = wheels.build_result(sdist, isolation=False, cache=cache)
+    return sdist, cache, built.sdist_sha256
+
+
+def loaded_heavy(code: str, *args: str, cwd: Path) -> tuple[set[str], list[str]]:
+    done = subprocess.run(
+        [sys.executable, "-c", f"{code}\n{REPORT}", *args, ",".join(WHEEL_HEAVY)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=cwd,
+    )
+    modules, heavy = ast.literal_eval(done.stderr.strip().splitlines()[-1])
+    return set(modules), heavy
+
+
+def test_cli_wheel_hit(built_wheel: tuple[Path, Path, str], tmp_path: Path) -> None:
+    sdist, cache, _ = built_wheel
+    code = (
+        "import os, sys; os.environ['SUREFETCH_CACHE_DIR'] = sys.argv[1]\n"
+        "sys.argv = ['surefetch', 'wheel', sys.argv[2]]\n"
+        "from surefetch._cli.main import main\n"
+        "assert main() == 0"
+    )
+    modules, heavy = loaded_heavy(code, str(cache), str(sdist), cwd=tmp_path)
+    assert sorted(modules - WHEEL_CLI_HIT) == [] and heavy == []
+
+
+def test_wheels_find(built_wheel: tuple[Path, Path, str], tmp_path: Path) -> None:
+    _, cache, sha256 = built_wheel
+    code = (
+        "import sys\n"
+        "from surefetch import wheels\n"
+        "assert wheels.find(sys.argv[2], cache=sys.argv[1]) is not None"
+    )
+    modules, heavy = loaded_heavy(code, str(cache), sha256, cwd=tmp_path)
+    assert sorted(modules - WHEEL_FIND) == [] and heavy == []
+
+
+def test_cli_wheel_hit_of_a_platform_wheel_this_interpreter_built(tmp_path: Path) -> None:
+    from sdists import has_compiler, make_sdist
+    from surefetch import wheels
+
+    if not has_compiler():
+        pytest.skip("no C compiler (cc or gcc) to build a platform wheel with")
+    sdist = make_sdist(tmp_path, backend="setuptools", record=tmp_path / "record", extension=True)
+    cache = tmp_path / "cache"
+    wheels.build(sdist, isolation=False, cache=cache)
+    code = (
+        "import os, sys; os.environ['SUREFETCH_CACHE_DIR'] = sys.argv[1]\n"
+        "sys.argv = ['surefetch', 'wheel', sys.argv[2]]\n"
+        "from surefetch._cli.main import main\n"
+        "assert main() == 0"
+    )
+    modules, heavy = loaded_heavy(code, str(cache), str(sdist), cwd=tmp_path)
+    assert sorted(modules - WHEEL_CLI_HIT) == [] and heavy == []

@@ -16,10 +16,18 @@ import os
 BUCKET_DOWNLOADS = "downloads"
 BUCKET_ARCHIVES = "archives"
 BUCKET_WHEELS = "wheels"
+# Wheels that surefetch built from source distributions (`surefetch._wheels`):
+# apart from "wheels", which may hold wheels downloaded as they are.
+BUCKET_BUILT_WHEELS = "built-wheels"
 # Each bucket's layout version, the N of its directory `<bucket>-vN`: a new
 # format of one bucket moves that bucket alone. LAYOUT_VERSION is the version
 # of a bucket not named here.
-BUCKET_VERSIONS: dict[str, int] = {BUCKET_DOWNLOADS: 1, BUCKET_ARCHIVES: 1, BUCKET_WHEELS: 1}
+BUCKET_VERSIONS: dict[str, int] = {
+    BUCKET_DOWNLOADS: 1,
+    BUCKET_ARCHIVES: 1,
+    BUCKET_WHEELS: 1,
+    BUCKET_BUILT_WHEELS: 1,
+}
 LAYOUT_VERSION = 1
 META_NAME = "entry.json"
 TAG_NAME = "CACHEDIR.TAG"

@@ -28,6 +28,7 @@ from surefetch._cache.entry import (
     tree_manifest,
 )
 from surefetch._cache.layout import (
+    BUCKET_BUILT_WHEELS,
     KIND_FILE,
     META_NAME,
     PARTIAL_DIR,
@@ -121,7 +122,24 @@ def _entry_dirs(bucket_dir: str) -> Iterator[tuple[str, str, str]]:
 # --- verify --------------------------------------------------------------------
 
 
-def _problem(shard: str, name: str, path: str) -> str | None:
+def _unsound_zip(tree: str) -> str | None:
+    """Why a ``.whl`` at the top of ``tree`` is not a sound zip, or None (built wheels)."""
+    import zipfile
+
+    for item in _scan(tree):
+        if not item.name.endswith(".whl"):
+            continue
+        try:
+            with zipfile.ZipFile(item.path) as archive:
+                bad = archive.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError) as error:
+            return f"the wheel {item.name} is not a valid zip file: {error}"
+        if bad is not None:
+            return f"the wheel {item.name} is damaged: its member {bad} fails its CRC check"
+    return None
+
+
+def _problem(shard: str, name: str, path: str, bucket: str = "") -> str | None:
     """Why the entry at ``path`` is unsound, or None when it is sound."""
     if not KEY_PATTERN.fullmatch(name) or name[:2] != shard:
         return "not a cache entry (unexpected name)"
@@ -155,6 +173,8 @@ def _problem(shard: str, name: str, path: str) -> str | None:
         return str(error)
     if manifest != meta.manifest:
         return f"the tree changed since it was stored ({files} files, {meta.files} expected)"
+    if bucket == BUCKET_BUILT_WHEELS:
+        return _unsound_zip(payload)
     return None
 
 
@@ -176,7 +196,7 @@ def verify(cache: MaintainedCache, *, fix: bool) -> VerifyReport:
         for shard, name, path in _entry_dirs(bucket_dir):
             stamp = _stamp(path)
             try:
-                reason = _problem(shard, name, path)
+                reason = _problem(shard, name, path, bucket)
             except FileNotFoundError as error:
                 if not os.path.lexists(path):
                     continue  # removed by another process while we looked

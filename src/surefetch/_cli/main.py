@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 # in the order the help lists them.
 COMMANDS = {
     "fetch": "surefetch._cli.fetch",
+    "wheel": "surefetch._cli.wheel",
     "cache": "surefetch._cli.cache",
     "python": "surefetch._cli.python",
     "demo": "surefetch._cli.demo",
@@ -109,6 +110,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from surefetch._cli.hit import answer_from_cache
 
             code = answer_from_cache(words[1:])
+            if code is not None:
+                return code
+        elif words[:1] == ["wheel"]:
+            from surefetch._cli.wheel_hit import answer_from_cache as answer_wheel
+
+            code = answer_wheel(words[1:])
             if code is not None:
                 return code
         return _run(words)

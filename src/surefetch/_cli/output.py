@@ -79,6 +79,13 @@ def format_error(error: BaseException, *, redactor: Redactor, verbose: bool = Fa
     chain = cause_chain(error)
     lines = [f"error: {_text(chain[0])}"]
     lines += [f"  Caused by: {_text(link)}" for link in chain[1:]]
+    for link in chain:
+        # What a failed subprocess (a build backend) said last: line by line,
+        # since a person reads it as it was printed.
+        said = getattr(link, "surefetch_output", ())
+        if said:
+            lines.append("  Last output:")
+            lines += [f"    {line}" for line in said]
     if verbose:
         for link in iter_chain(error):
             if isinstance(link, RetriesExhausted):

@@ -1,0 +1,98 @@
+"""The command line's fast path for ``surefetch wheel SDIST...``: answer from the cache.
+
+Like `surefetch._cli.hit` for ``fetch``: the plain forms (local sdist files,
+or a URL with ``--sha256``; ``--cache-dir``, ``-v``, ``-q``) are read by hand
+and each sdist's wheel is looked up with `surefetch._wheels.names` alone: no
+argparse, no ``build``, no asyncio, no HTTP stack. A local sdist costs one
+sha256 of the file. Anything else, or a miss for any SDIST, returns None and
+the full command line answers.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from surefetch._cli.hit import _cache_root, simple_cache_url
+from surefetch._wheels.names import build_key, find_in
+
+_VALUE_FLAGS = {"--sha256", "--cache-dir"}
+_SWITCHES = {"-q", "--quiet", "-v", "--verbose", "--offline"}
+_CHUNK = 1 << 20
+
+
+def _file_sha256(path: str) -> str | None:
+    try:  # CPython's own sha256 loads faster than OpenSSL's (hashlib)
+        from _sha2 import sha256  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        from hashlib import sha256  # type: ignore[assignment, unused-ignore]
+    digest = sha256()
+    try:
+        with open(path, "rb", buffering=0) as file:
+            while chunk := file.read(_CHUNK):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return str(digest.hexdigest())
+
+
+def _parse(words: list[str]) -> dict[str, list[str]] | None:
+    found: dict[str, list[str]] = {"sdist": []}
+    index = 0
+    while index < len(words):
+        word = words[index]
+        name, equals, value = word.partition("=")
+        if name in _VALUE_FLAGS:
+            if not equals:
+                index += 1
+                if index >= len(words):
+                    return None
+                value = words[index]
+            found.setdefault(name, []).append(value)
+        elif word in _SWITCHES:
+            found.setdefault(word, []).append("")
+        elif word.startswith("-"):
+            return None
+        else:
+            found["sdist"].append(word)
+        index += 1
+    return found if found["sdist"] else None
+
+
+def answer_from_cache(words: list[str]) -> int | None:
+    """Print the cached wheel of each SDIST in ``words`` and return 0, or None.
+
+    Example:
+        >>> answer_from_cache(["demo-1.0.tar.gz", "--rebuild"]) is None
+        True
+    """
+    found = _parse(words)
+    if found is None:
+        return None
+    sha256 = found["--sha256"][-1].lower() if "--sha256" in found else None
+    if sha256 is not None and (len(found["sdist"]) != 1 or len(found["--sha256"]) != 1):
+        return None
+    root = _cache_root(found["--cache-dir"][-1] if "--cache-dir" in found else None)
+    if root is None:
+        return None
+    lines = []
+    for sdist in found["sdist"]:
+        if "://" in sdist:
+            if sha256 is None or simple_cache_url(sdist) is None:
+                return None
+            digest = sha256
+        else:
+            hashed = _file_sha256(sdist)
+            if hashed is None or (sha256 is not None and hashed != sha256):
+                return None
+            digest = hashed
+        try:
+            key = build_key(digest)
+        except ValueError:
+            return None
+        wheel = find_in(root, key)
+        if wheel is None:
+            return None
+        lines.append(wheel)
+    # -q prints the paths too, as the full command does without -o.
+    sys.stdout.write("".join(f"{line}\n" for line in lines))
+    return 0
