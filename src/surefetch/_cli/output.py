@@ -18,12 +18,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
-from surefetch._cli.exit_codes import (
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_USAGE,
-    INTERRUPTED_MESSAGE,
-)
+from surefetch._cli.exit_codes import EXIT_FAILED, EXIT_USAGE
+from surefetch._cli.interrupts import report_interrupted
 from surefetch._errors import ConfigError, RetriesExhausted, SurefetchError, printable
 from surefetch._retry.classify import iter_chain
 from surefetch._url import Redactor
@@ -126,8 +122,7 @@ def run_reporting(
     try:
         return action()
     except KeyboardInterrupt:
-        print(INTERRUPTED_MESSAGE, file=out)
-        return EXIT_INTERRUPTED
+        return report_interrupted(out)
     except (SurefetchError, OSError) as error:
         print(format_error(error, redactor=redactor, verbose=verbose), file=out)
         return exit_code_for(error)

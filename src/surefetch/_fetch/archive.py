@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,6 +139,8 @@ class _PlacedTreeStore(EntryStore):
             limits=self.limits,
             strip_components=self.strip_components,
         )
+        # The extraction is part of the answer: elapsed_s counts it.
+        hit = dataclasses.replace(hit, elapsed_s=time.monotonic() - self.started)
         return _placed(hit, tree, self.target, files=extracted.files)
 
     async def download_and_store(self) -> FetchResult:

@@ -7,6 +7,7 @@ import logging
 import time
 
 from surefetch._errors import HTTPStatusError, TransientDownloadError
+from surefetch._http.aiohttp_support import plain_connect_error
 from surefetch._http.body import stream_body
 from surefetch._http.headers import parse_retry_after
 from surefetch._http.partial import PartialFile
@@ -135,7 +136,13 @@ async def _get(
     """GET ``url``, following redirects (each judged before it is followed)."""
     current = url
     for _ in range(MAX_REDIRECTS + 1):
-        response = await session.get(current, headers=headers, allow_redirects=False)
+        try:
+            response = await session.get(current, headers=headers, allow_redirects=False)
+        except OSError as error:  # aiohttp's connection errors are OSErrors
+            plain = plain_connect_error(error, current)
+            if plain is None:
+                raise
+            raise plain from error.__cause__ or getattr(error, "os_error", None)
         location = response.headers.get("Location")
         if response.status not in REDIRECT_STATUSES or location is None:
             return response
