@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -260,6 +261,7 @@ def run_fetch(args: argparse.Namespace) -> int:
         finally:
             if bar is not None:
                 bar.close()
+        logging.getLogger("surefetch").debug("Took %.3fs in all", result.elapsed_s)
         shown = result.path
         if args.output is not None:
             shown = _write_output(result.path, args.output, create_dirs=args.create_dirs)

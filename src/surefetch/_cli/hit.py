@@ -118,6 +118,9 @@ def simple_cache_url(url: str) -> str | None:
     host, colon, port = netloc.partition(":")
     if not host or not _SIMPLE_HOST.issuperset(host) or "?" in netloc or ";" in netloc:
         return None
+    labels = host.rstrip(".").split(".")
+    if len(host) > 253 or "xn--" in host.lower() or any(not 0 < len(x) <= 63 for x in labels):
+        return None  # the full path's `_url.host_problem` says what is wrong with it
     if colon:
         if not port.isdigit() or len(port) > 5 or int(port) > 65535:
             return None
@@ -160,6 +163,10 @@ def answer_from_cache(words: list[str]) -> int | None:
     )
     if payload is None:
         return None
+    if any(flag in found for flag in ("-v", "-vv", "--verbose")):
+        if "?" in url:
+            return None  # a query may hold a secret: the full path redacts it
+        sys.stderr.write(f"Cache hit: {url} is {payload}\n")
     sys.stdout.write(payload + "\n")
     return 0
 
