@@ -30,6 +30,8 @@ def may_hold_tool_table(data: bytes) -> bool:
         True
         >>> may_hold_tool_table(b'[tool]\\nsurefetch = { offline = true }\\n')
         True
+        >>> may_hold_tool_table(b'surefetch.offline = true')  # a key at the very start
+        True
     """
     start = data.find(_NAME)
     while start >= 0:
@@ -42,9 +44,11 @@ def may_hold_tool_table(data: bytes) -> bool:
         if before.endswith(_QUOTES[:1]) or before.endswith(_QUOTES[1:]):
             before = before[:-1]
         before = before.rstrip(_SPACE)
-        if rest.startswith(b".") or (rest.startswith(b"=") and not rest.startswith(b"==")):
-            if not before[-1:].isalnum() and before[-1:] not in b"-_":
-                return True
+        last = before[-1:]
+        starts_a_key = not (last.isalnum() or last in (b"-", b"_"))  # not part of a longer name
+        keyed = rest.startswith(b".") or (rest.startswith(b"=") and not rest.startswith(b"=="))
+        if keyed and starts_a_key:
+            return True
         if rest.startswith(b"]") and before.endswith(b"."):
             return True
         start = data.find(_NAME, start + 1)

@@ -327,7 +327,7 @@ def _write_plain(payload: str, target: str) -> str | None:
             os.chmod(temporary, found.st_mode & 0o7777)
         os.replace(temporary, destination)
     except BaseException:
-        try:
+        try:  # noqa: SIM105 (contextlib is not loaded on a hit, and need not be)
             os.unlink(temporary)
         except OSError:
             pass
