@@ -7,7 +7,9 @@ Times whole processes (the median of interleaved runs) of:
 * ``python -c pass``, the floor;
 * ``surefetch --version``;
 * ``surefetch fetch URL`` on a cache hit (the entry is filled first from a
-  chaos server, which is then stopped: a hit must not touch the network);
+  chaos server, which is then stopped: a hit must not touch the network),
+  also with ``--json``, with ``-o FILE``, in a project whose pyproject.toml
+  depends on surefetch and in one with a ``[tool.surefetch]`` table;
 * ``python -c "import surefetch"``, for reference.
 
 Targets (issue 6): a cache hit at most 2x ``python -c pass``; ``--version`` at
@@ -78,10 +80,18 @@ def main() -> int:
     project = work / "project"
     project.mkdir()
     (project / "pyproject.toml").write_text("[tool.surefetch]\nhttp_retries = 5\n")
+    dependent = work / "dependent"
+    dependent.mkdir()
+    (dependent / "pyproject.toml").write_text(
+        '[project]\nname = "app"\nversion = "1"\ndependencies = ["surefetch>=0.1"]\n'
+    )
     cases = {
         "python -c pass": ([sys.executable, "-c", "pass"], plain),
         "surefetch --version": ([*surefetch, "--version"], plain),
         "surefetch fetch URL (cache hit)": ([*surefetch, "fetch", url], plain),
+        "same, with --json": ([*surefetch, "fetch", url, "--json"], plain),
+        "same, with -o FILE": ([*surefetch, "fetch", url, "-o", str(work / "copy")], plain),
+        "same, in a project that depends on surefetch": ([*surefetch, "fetch", url], dependent),
         "same, in a project with [tool.surefetch]": ([*surefetch, "fetch", url], project),
         "python -c 'import surefetch'": ([sys.executable, "-c", "import surefetch"], plain),
     }
@@ -108,7 +118,8 @@ def main() -> int:
     print()
     print("| command | wall (ms) | vs python -c pass | target |")
     print("|---|---:|---:|---:|")
-    targets = {"surefetch --version": "<= 1.5x", "surefetch fetch URL (cache hit)": "<= 2x"}
+    targets = {name: "<= 2x" for name in samples if name.startswith(("surefetch fetch", "same, "))}
+    targets["surefetch --version"] = "<= 1.5x"
     for name, values in samples.items():
         median = statistics.median(values)
         print(f"| {name} | {median * 1000:.1f} | {median / floor:.2f}x | {targets.get(name, '')} |")

@@ -51,7 +51,7 @@ def _check_usage_error(done: subprocess.CompletedProcess[str], *needles: str) ->
 
 
 BAD_USAGE = [
-    (["fetch", "example.org/file.tar.gz"], {}, ["not supported", "scheme"]),
+    (["fetch", "example.org/file.tar.gz"], {}, ["not valid", "starts with http:// or https://"]),
     (["fetch", "ftp://example.org/file"], {}, ["scheme 'ftp'"]),
     (["fetch", "http://"], {}, ["no host"]),
     (["fetch", "http://[::1/x"], {}, ["not valid"]),

@@ -57,8 +57,10 @@ def test_a_hit_is_answered_without_the_full_command_line(
 @pytest.mark.parametrize(
     "extra",
     [
-        ["--json"],
-        ["-o", "out.bin"],
+        ["--json", "-o", "out.bin"],
+        ["-o", "a.bin", "-o", "b.bin"],
+        ["-o", "/dev/null"],
+        ["-o", "no/such/dir/out.bin"],
         ["--extract", "out"],
         ["--no-cache"],
         ["--retries", "lots"],
@@ -161,3 +163,77 @@ def test_an_entry_whose_metadata_disagrees_goes_the_full_way(cached_url: str) ->
     assert answer_from_cache([cached_url]) == 0
     metas[0].write_text(metas[0].read_text().replace('"kind": "file"', '"kind": "tree"'))
     assert answer_from_cache([cached_url]) is None
+
+
+def _full_path_answer(words: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """What the full command line prints for ``fetch words``, the light path bypassed."""
+    from surefetch._cli.main import _run
+
+    assert _run(["fetch", *words]) == 0
+    return capsys.readouterr().out
+
+
+def test_a_hit_with_json_is_light_and_says_what_the_full_path_says(
+    cached_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    full = json.loads(_full_path_answer([cached_url, "--json"], capsys))
+    assert answer_from_cache([cached_url, "--json"]) == 0
+    light = json.loads(capsys.readouterr().out)
+    assert list(light) == list(full)
+    assert {k: v for k, v in light.items() if k != "elapsed_s"} == {
+        k: v for k, v in full.items() if k != "elapsed_s"
+    }
+    assert 0 <= light["elapsed_s"] < 5
+
+
+@pytest.mark.parametrize("quiet", [[], ["-q"]])
+def test_a_hit_with_output_is_light_and_writes_as_the_full_path(
+    cached_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    quiet: list[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    full_out = _full_path_answer([cached_url, "-o", "full.bin", *quiet], capsys)
+    (tmp_path / "light.bin").write_bytes(b"old")
+    os.chmod(tmp_path / "light.bin", 0o640)
+    assert answer_from_cache([cached_url, "-o", "light.bin", *quiet]) == 0
+    light_out = capsys.readouterr().out
+    assert (tmp_path / "light.bin").read_bytes() == (tmp_path / "full.bin").read_bytes()
+    assert (tmp_path / "light.bin").stat().st_mode & 0o777 == 0o640  # a replaced file keeps it
+    assert light_out == full_out.replace("full.bin", "light.bin")
+    assert not list(tmp_path.glob(".*.part"))
+    (tmp_path / "into").mkdir()
+    assert answer_from_cache([cached_url, "--output", "into", *quiet]) == 0
+    assert len(list((tmp_path / "into").iterdir())) == 1
+
+
+def test_a_hit_in_a_project_that_depends_on_surefetch_stays_light(
+    cached_url: str, tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    probe = (
+        "import sys; from surefetch._cli.main import main; "
+        f"code = main(['fetch', {cached_url!r}]); "
+        "print(code, 'surefetch._config' in sys.modules, 'tomllib' in sys.modules)"
+    )
+
+    def run() -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", probe], cwd=project, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.splitlines()[-1]
+
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "app"\ndependencies = ["surefetch>=0.1", "surefetch[cli]"]\n'
+    )
+    assert run() == "0 False False"
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "app"\n\n[tool.surefetch]\nhttp_retries = 5\n'
+    )
+    assert run() == "0 True True"

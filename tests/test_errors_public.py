@@ -129,6 +129,9 @@ def test_the_command_line_names_the_archive_first_then_the_retries(
     )
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 1
+    # First one warning line per retry, then the error.
+    assert [line.startswith("warning: ") for line in lines[:3]] == [True] * 3
+    lines = lines[3:]
     assert lines[0] == "error: Failed to extract archive 'a.tar.gz'"
     assert any(line.startswith("  Caused by: Request failed after 3 retries in ") for line in lines)
     assert not any("EOFError" in line or ".part" in line for line in lines), lines

@@ -345,7 +345,7 @@ def test_deadline_bounds_the_whole_fetch(server: ChaosServer, tmp_path: Path) ->
     ("url", "message"),
     [
         ("ftp://example.org/x", "scheme 'ftp'"),
-        ("not a url", "scheme"),
+        ("not a url", "starts with http:// or https://"),
         ("http:///x", "no host"),
         ("http://example.org:99999/x", "not valid"),
     ],

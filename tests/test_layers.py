@@ -20,7 +20,15 @@ PACKAGE = Path(surefetch.__file__).parent
 # the members of one rank with several names are peers and may not import
 # each other.
 LAYERS: list[tuple[str, ...]] = [
-    ("_version", "_errors", "_dirs", "_url", "_config", "_run_sync"),  # foundation, stdlib only
+    (
+        "_version",
+        "_errors",
+        "_dirs",
+        "_pyproject",
+        "_url",
+        "_config",
+        "_run_sync",
+    ),  # foundation, stdlib only
     ("_retry",),
     ("_fs",),
     ("_cache",),

@@ -31,11 +31,13 @@ CLI_HIT = VERSION | {
     "surefetch._cache",
     "surefetch._cache.layout",
     "surefetch._dirs",
+    "surefetch._pyproject",
 }
 LIBRARY_HIT = IMPORT | {
     "surefetch._errors",
     "surefetch._url",
     "surefetch._config",
+    "surefetch._pyproject",
     "surefetch._dirs",
     "surefetch._retry",
     "surefetch._retry.classify",

@@ -63,6 +63,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, TypeVar, cast, overload
 
 from surefetch._errors import ConfigError
+from surefetch._pyproject import may_hold_tool_table
 
 T = TypeVar("T")
 
@@ -568,7 +569,7 @@ def _load(cwd: str, config_dir: str) -> ConfigFiles:
             data = _read(pyproject)
             # Most pyproject.toml files are not about surefetch: a byte search
             # skips parsing them, and importing tomllib, on the CLI's fast path.
-            if data is not None and b"surefetch" in data:
+            if data is not None and may_hold_tool_table(data):
                 text = _decode(data, path=pyproject)
                 values = parse_config(text, path=pyproject, pyproject=True)
                 if values is not None:

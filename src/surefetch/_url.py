@@ -82,13 +82,21 @@ def parse_url(url: str) -> ParsedURL:
         port = parts.port
     except ValueError as exc:
         raise ConfigError(f"URL {redact_url(url)!r} is not valid: {exc}") from None
-    if parts.scheme.lower() not in ("http", "https"):
-        shown = parts.scheme or "none"
+    if not parts.scheme or "://" not in url:
         raise ConfigError(
-            f"URL {redact_url(url)!r} is not supported: scheme {shown!r}, expected http or https"
+            f"URL {redact_url(url)!r} is not valid: expected an absolute URL that starts "
+            "with http:// or https://"
+        )
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ConfigError(
+            f"URL {redact_url(url)!r} is not supported: scheme {parts.scheme!r}, "
+            "expected http or https"
         )
     if not parts.hostname:
         raise ConfigError(f"URL {redact_url(url)!r} is not valid: it has no host")
+    problem = host_problem(parts.hostname)
+    if problem is not None:
+        raise ConfigError(f"URL {redact_url(url)!r} is not valid: {problem}")
     if any(c.isspace() for c in url.strip()):
         raise ConfigError(f"URL {redact_url(url)!r} is not valid: it contains white space")
     host = parts.hostname
@@ -103,6 +111,42 @@ def parse_url(url: str) -> ParsedURL:
         redacted=redact_url(url),
         host=host,
     )
+
+
+def host_problem(host: str) -> str | None:
+    """What is wrong with the host name ``host`` (as DNS and IDNA see it), or None.
+
+    Checked before any connection, so that a bad host is a usage error (exit
+    code 2) rather than a failed download. IP addresses pass as they are.
+
+    Example:
+        >>> host_problem("example.org") is None
+        True
+        >>> host_problem("a" * 64 + ".org")
+        "the host name's label 'aaaaaaaaaaaa...' is longer than 63 characters"
+    """
+    if ":" in host or host.replace(".", "").isdigit():
+        return None  # an IPv6 or IPv4 address: urlsplit has already read it
+    try:
+        # The stdlib codec (IDNA 2003) is what the transport uses; it is loaded
+        # only for names that need it, a plain ASCII name is checked by hand.
+        if not host.isascii():
+            wire = host.encode("idna").decode("ascii")
+        else:
+            wire = host
+            if "xn--" in host.lower():
+                host.encode("ascii").decode("idna")
+    except UnicodeError as error:
+        return f"the host name {host!r} is not a valid international domain name ({error})"
+    labels = wire.rstrip(".").split(".")
+    for label in labels:
+        if not label:
+            return f"the host name {host!r} has an empty label"
+        if len(label) > 63:
+            return f"the host name's label {label[:12] + '...'!r} is longer than 63 characters"
+    if len(wire.rstrip(".")) > 253:
+        return f"the host name is longer than 253 characters ({len(wire)})"
+    return None
 
 
 def is_secret_key(key: str) -> bool:

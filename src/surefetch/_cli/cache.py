@@ -21,11 +21,18 @@ from typing import Any
 from surefetch._cache.layout import LOCKS_DIR, TAG_NAME, TMP_DIR
 from surefetch._cache.store import Cache
 from surefetch._cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from surefetch._cli.help import epilog
 from surefetch._cli.output import configure_logging, run_reporting
 from surefetch._errors import ConfigError
 from surefetch._url import Redactor
 
 Action = Callable[[Cache, argparse.Namespace], int]
+
+
+_EPILOG = epilog(
+    examples=["surefetch cache info", "surefetch cache verify --fix"],
+    variables=["SUREFETCH_CACHE_DIR", "SUREFETCH_LOCK_TIMEOUT"],
+)
 
 
 def add_parser(commands: Any) -> None:
@@ -51,6 +58,8 @@ def add_parser(commands: Any) -> None:
         parents=[common],
         help="show and maintain the cache",
         description="Show and maintain the surefetch cache.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_EPILOG,
     )
     parser.set_defaults(handler=lambda args: _usage(parser))
     sub = parser.add_subparsers(dest="cache_command", metavar="COMMAND")
@@ -59,7 +68,12 @@ def add_parser(commands: Any) -> None:
         name: str, action: Action, help: str, *, needs_cache: bool = True
     ) -> argparse.ArgumentParser:
         command: argparse.ArgumentParser = sub.add_parser(
-            name, parents=[common], help=help, description=help[0].upper() + help[1:] + "."
+            name,
+            parents=[common],
+            help=help,
+            description=help[0].upper() + help[1:] + ".",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            epilog=_EPILOG.replace("surefetch cache info", f"surefetch cache {name}"),
         )
         command.set_defaults(handler=lambda args: _run(args, action, needs_cache=needs_cache))
         return command

@@ -15,6 +15,7 @@ import json
 from typing import Any
 
 from surefetch._cli.exit_codes import EXIT_OK
+from surefetch._cli.help import epilog, setting_variables
 from surefetch._cli.output import run_reporting
 from surefetch._config import SETTINGS, Setting
 from surefetch._url import Redactor
@@ -42,6 +43,11 @@ def add_parser(commands: Any) -> None:
         description=(
             "Show every setting's effective value and its source: "
             "flag > environment > config file > default."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=epilog(
+            examples=["surefetch config", "surefetch config --retries 5"],
+            variables=setting_variables(),
         ),
     )
     for setting in SETTINGS:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from surefetch._cli.exit_codes import EXIT_OK
+from surefetch._cli.help import epilog
 from surefetch._cli.output import run_reporting
 from surefetch._retry.events import RetryEvent, add_retry_hook
 from surefetch._url import Redactor
@@ -40,6 +41,11 @@ def add_parser(commands: Any) -> None:
             "Serve a generated sample archive from a local chaos server and fetch it "
             "through a connection reset, a 503 and a 429 with Retry-After, then again "
             "from the cache. Needs no network beyond loopback."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=epilog(
+            examples=["surefetch demo", "surefetch demo --faults none --cache-dir ./demo-cache"],
+            variables=["SUREFETCH_NO_RETRY_DELAY"],
         ),
     )
     parser.add_argument(

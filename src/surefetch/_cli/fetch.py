@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from surefetch._cli.exit_codes import EXIT_OK
+from surefetch._cli.help import NETWORK_VARIABLES, epilog, setting_variables
 from surefetch._cli.output import ProgressBar, configure_logging, run_reporting
 from surefetch._config import MAX_RETRIES, parse_whole_number
 from surefetch._errors import ConfigError
@@ -25,6 +27,15 @@ def add_parser(commands: Any) -> None:
         "fetch",
         help="download a URL into the cache (or find it there) and print its path",
         description="Download URL into the cache, or find it there, and print the cached path.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=epilog(
+            examples=[
+                "surefetch fetch https://example.org/data/file.tar.gz --sha256 HEX",
+                "surefetch fetch https://example.org/pkg.tar.gz --extract pkg --strip-components 1",
+                "P=$(surefetch fetch https://example.org/data/latest.json -q)",
+            ],
+            variables=[*setting_variables(), *NETWORK_VARIABLES],
+        ),
     )
     parser.add_argument("url", metavar="URL")
     parser.add_argument("--sha256", metavar="HEX", help="expected sha256 of the file")
@@ -77,7 +88,6 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--strip-components",
         metavar="N",
-        default="0",
         help="with --extract: drop N leading path components of every member",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -215,9 +225,15 @@ def run_fetch(args: argparse.Namespace) -> int:
             retries = parse_whole_number("--retries", args.retries, minimum=0, maximum=MAX_RETRIES)
         if args.output is not None:
             _check_output_target(args.output, create_dirs=args.create_dirs)
-        strip = parse_whole_number(
-            "--strip-components", args.strip_components, minimum=0, maximum=1000
-        )
+        strip = 0
+        if args.strip_components is not None:
+            if args.extract is None:
+                raise ConfigError(
+                    "--strip-components needs --extract DIR: there is no tree to strip"
+                )
+            strip = parse_whole_number(
+                "--strip-components", args.strip_components, minimum=0, maximum=1000
+            )
         extract_to = None
         if args.extract is not None:
             extract_to = _check_extract_target(args.extract, create_dirs=args.create_dirs)
@@ -245,6 +261,7 @@ def run_fetch(args: argparse.Namespace) -> int:
         finally:
             if bar is not None:
                 bar.close()
+        logging.getLogger("surefetch").debug("Took %.3fs in all", result.elapsed_s)
         shown = result.path
         if args.output is not None:
             shown = _write_output(result.path, args.output, create_dirs=args.create_dirs)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 from surefetch._cache.layout import (
     BUCKET_DOWNLOADS,
@@ -22,9 +23,10 @@ from surefetch._cache.layout import (
     entry_dir,
 )
 from surefetch._dirs import user_dir
+from surefetch._pyproject import may_hold_tool_table
 
-_VALUE_FLAGS = {"--sha256", "--cache-dir", "--mirror", "--retries"}
-_SWITCHES = {"-q", "--quiet", "-v", "--verbose", "-vv", "--offline"}
+_VALUE_FLAGS = {"--sha256", "--cache-dir", "--mirror", "--retries", "-o", "--output"}
+_SWITCHES = {"-q", "--quiet", "-v", "--verbose", "-vv", "--offline", "--json"}
 # Variables that the full path validates (an invalid one is exit code 2) and
 # that a hit does not otherwise need: their presence sends it the slow way.
 _ENV_ALLOWED = {"SUREFETCH_CACHE_DIR", "SUREFETCH_NO_RETRY_DELAY"}
@@ -64,7 +66,7 @@ def _settings_need_checking() -> bool:
         if os.path.exists("surefetch.toml"):
             return True
         with open("pyproject.toml", "rb") as project:
-            if b"surefetch" in project.read():  # the same test as _config's
+            if may_hold_tool_table(project.read()):  # the same test as _config's
                 return True
     except OSError:
         pass
@@ -118,6 +120,9 @@ def simple_cache_url(url: str) -> str | None:
     host, colon, port = netloc.partition(":")
     if not host or not _SIMPLE_HOST.issuperset(host) or "?" in netloc or ";" in netloc:
         return None
+    labels = host.rstrip(".").split(".")
+    if len(host) > 253 or "xn--" in host.lower() or any(not 0 < len(x) <= 63 for x in labels):
+        return None  # the full path's `_url.host_problem` says what is wrong with it
     if colon:
         if not port.isdigit() or len(port) > 5 or int(port) > 65535:
             return None
@@ -138,9 +143,14 @@ def answer_from_cache(words: list[str]) -> int | None:
         >>> answer_from_cache(["https://example.org/a.whl", "--extract", "out"]) is None
         True
     """
+    started = time.perf_counter()
     found = _parse(words)
     if found is None:
         return None
+    if "--output" in found:
+        found.setdefault("-o", []).extend(found.pop("--output"))
+    if "-o" in found and (len(found["-o"]) != 1 or "--json" in found):
+        return None  # the full path has the rules for these
     url = simple_cache_url(found["url"][0])
     if url is None or any(simple_cache_url(m) is None for m in found.get("--mirror", [])):
         return None
@@ -155,12 +165,30 @@ def answer_from_cache(words: list[str]) -> int | None:
     root = _cache_root(found["--cache-dir"][-1] if "--cache-dir" in found else None)
     if root is None:
         return None
-    payload = _file_payload(
-        entry_dir(root, BUCKET_DOWNLOADS, key), sha256=key if "--sha256" in found else None
-    )
+    directory = entry_dir(root, BUCKET_DOWNLOADS, key)
+    payload = _file_payload(directory, sha256=key if "--sha256" in found else None)
     if payload is None:
         return None
-    sys.stdout.write(payload + "\n")
+    word = found["url"][0]
+    record = None
+    if "--json" in found:
+        record = _json_record(directory, payload, url=word, started=started)
+        if record is None:
+            return None
+    shown = payload
+    if "-o" in found:
+        written = _write_plain(payload, found["-o"][0])
+        if written is None:
+            return None
+        shown = written
+    if any(flag in found for flag in ("-v", "-vv", "--verbose")):
+        if "?" in url:
+            return None  # a query may hold a secret: the full path redacts it
+        sys.stderr.write(f"Cache hit: {url} is {payload}\n")
+    if record is not None:
+        sys.stdout.write(record + "\n")
+    elif "-o" not in found or not ({"-q", "--quiet"} & found.keys()):
+        sys.stdout.write(shown + "\n")
     return 0
 
 
@@ -212,6 +240,99 @@ def _file_payload(directory: str, *, sha256: str | None) -> str | None:
     if not all(part in record for part in expected):
         return None
     return os.path.join(directory, KIND_FILE, names[0])
+
+
+_PLAIN_TEXT = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/:._-+~=&,;!$()*' "
+)
+
+
+def _json_record(directory: str, payload: str, *, url: str, started: float) -> str | None:
+    """The ``--json`` line of a hit, in the full path's key order; None when unsure.
+
+    Written by hand (json costs more than the rest of a hit), so only plain
+    text is taken: a URL without a query (which may hold a secret to redact)
+    and paths of plain characters; anything else goes the full way.
+    """
+    if "?" in url or not _PLAIN_TEXT.issuperset(url) or not _PLAIN_TEXT.issuperset(payload):
+        return None
+    try:
+        with open(os.path.join(directory, META_NAME), "rb") as meta:
+            record = meta.read().decode("ascii")
+    except (OSError, UnicodeDecodeError):
+        return None
+    sha256 = _field(record, '"sha256": "', '"')
+    size = _field(record, '"size": ', ",")
+    if sha256 is None or len(sha256) != 64 or size is None or not size.isdigit():
+        return None
+    elapsed = round(time.perf_counter() - started, 3)
+    return (
+        f'{{"path": "{payload}", "url": "{url}", "sha256": "{sha256}", "size": {int(size)}, '
+        f'"from_cache": true, "attempts": 0, "retries": 0, "resumed_bytes": 0, '
+        f'"elapsed_s": {elapsed}, "cache_path": "{payload}"}}'
+    )
+
+
+def _field(record: str, opening: str, closing: str) -> str | None:
+    start = record.find(opening)
+    if start < 0:
+        return None
+    start += len(opening)
+    end = record.find(closing, start)
+    return None if end < 0 else record[start:end].strip()
+
+
+def _write_plain(payload: str, target: str) -> str | None:
+    """Copy the cached file to ``target`` in the plain case; the path written, or None.
+
+    The plain case: ``target`` (or the file of that name inside it, when it
+    is a directory) is nothing yet or a regular file, not a link, in a
+    directory that exists. It is written as the full path writes it
+    (`surefetch._cli.fetch._write_output`): a temporary file beside it,
+    made through the umask, flushed to disk, then renamed over it, the
+    replaced file's mode kept. Anything else (a device, a FIFO, a link, a
+    missing directory) goes the full way, which has the rules for it.
+    """
+    if not target.strip() or target.startswith("~"):
+        return None
+    destination = target
+    if os.path.isdir(target) and not os.path.islink(target):
+        destination = os.path.join(target, os.path.basename(payload))
+    try:
+        found = os.lstat(destination)
+    except FileNotFoundError:
+        found = None
+    except OSError:
+        return None
+    if found is not None and (found.st_mode & 0o170000) != 0o100000:  # not a regular file
+        return None
+    parent = os.path.dirname(os.path.abspath(destination))
+    if not os.path.isdir(parent) or os.path.islink(parent):
+        return None
+    temporary = os.path.join(
+        parent, f".{os.path.basename(destination)[:200]}.{os.urandom(4).hex()}.part"
+    )
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    try:
+        out = os.open(temporary, flags, 0o666)
+    except OSError:
+        return None
+    try:
+        with open(out, "wb") as sink, open(payload, "rb") as source:
+            while chunk := source.read(1 << 20):
+                sink.write(chunk)
+            sink.flush()
+            os.fsync(sink.fileno())
+        if found is not None:
+            os.chmod(temporary, found.st_mode & 0o7777)
+        os.replace(temporary, destination)
+    except BaseException:
+        try:  # noqa: SIM105 (contextlib is not loaded on a hit, and need not be)
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
+    return os.path.abspath(destination)
 
 
 def cache_key(normalized_url: str) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 
-from surefetch._cli.exit_codes import EXIT_INTERRUPTED, EXIT_USAGE, INTERRUPTED_MESSAGE
+from surefetch._cli.exit_codes import EXIT_USAGE
 from surefetch._version import __version__
 
 TYPE_CHECKING = False
@@ -72,20 +72,40 @@ def _parse(parser: argparse.ArgumentParser, words: list[str]) -> argparse.Namesp
     said = io.StringIO()
     try:
         with contextlib.redirect_stderr(said):
-            return parser.parse_args(words)
+            args, unknown = parser.parse_known_args(words)
+            if unknown:
+                # Said by the command's own parser, so that its usage is shown.
+                _command_parser(parser, args.command).error(
+                    f"unrecognized arguments: {' '.join(unknown)}"
+                )
+            return args
     finally:
         if said.getvalue():
             sys.stderr.write(Redactor(words).scrub(said.getvalue()))
 
 
+def _command_parser(
+    parser: argparse.ArgumentParser, command: str | None
+) -> argparse.ArgumentParser:
+    """The parser of ``command`` within ``parser``, or ``parser`` itself."""
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            found: argparse.ArgumentParser = action.choices[command]
+            return found
+    return parser
+
+
 def _run(words: list[str]) -> int:
     """Parse ``words`` and run the command, leaving the logging set-up as it was."""
+    from surefetch._cli.interrupts import sigterm_as_interrupt
     from surefetch._cli.output import logging_left_as_found
 
     # The command is the first word: the only options before it are -h and
     # --version, and with either, the full parser answers.
     parser = _parser(words[0] if words else None)
-    with logging_left_as_found():
+    with logging_left_as_found(), sigterm_as_interrupt():
         args = _parse(parser, words)
         if args.command is None:
             parser.print_help(sys.stdout)
@@ -120,5 +140,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return code
         return _run(words)
     except KeyboardInterrupt:
-        print(INTERRUPTED_MESSAGE, file=sys.stderr)
-        return EXIT_INTERRUPTED
+        from surefetch._cli.interrupts import report_interrupted
+
+        return report_interrupted()

@@ -18,12 +18,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
-from surefetch._cli.exit_codes import (
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_USAGE,
-    INTERRUPTED_MESSAGE,
-)
+from surefetch._cli.exit_codes import EXIT_FAILED, EXIT_USAGE
+from surefetch._cli.interrupts import report_interrupted
 from surefetch._errors import ConfigError, RetriesExhausted, SurefetchError, printable
 from surefetch._retry.classify import iter_chain
 from surefetch._url import Redactor
@@ -133,8 +129,7 @@ def run_reporting(
     try:
         return action()
     except KeyboardInterrupt:
-        print(INTERRUPTED_MESSAGE, file=out)
-        return EXIT_INTERRUPTED
+        return report_interrupted(out)
     except (SurefetchError, OSError) as error:
         print(format_error(error, redactor=redactor, verbose=verbose), file=out)
         return exit_code_for(error)
@@ -151,6 +146,27 @@ class _ScrubFilter(logging.Filter):
         return True
 
 
+class _RetryWarning(logging.Filter):
+    """At the default verbosity: warnings, and each retry as one short warning line.
+
+    A failing connection must not be seconds of silence before the error;
+    pip prints a line per retry too. The full record is for ``-v``.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            return True
+        retry = getattr(record, "surefetch_retry_event", None)
+        if retry is None or not retry.operation.startswith(("GET ", "HEAD ")):
+            return False  # a filesystem retry rides out a scanner's lock: -v tells it
+        record.msg = (
+            f"warning: {retry.reason} (attempt {retry.retry} of {retry.retries + 1}); "
+            f"retrying in {retry.wait:.1f}s"
+        )
+        record.args = None
+        return True
+
+
 def configure_logging(*, verbosity: int, redactor: Redactor) -> None:
     """Send the ``surefetch`` logger to stderr: warnings by default, INFO with -v.
 
@@ -162,13 +178,16 @@ def configure_logging(*, verbosity: int, redactor: Redactor) -> None:
     logger = logging.getLogger(LOGGER_NAME)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
+    if verbosity == 0:
+        handler.addFilter(_RetryWarning())
     handler.addFilter(_ScrubFilter(redactor))
     logger.handlers[:] = [handler]
     logger.propagate = False
     if verbosity < 0:
         logger.setLevel(logging.ERROR)
     elif verbosity == 0:
-        logger.setLevel(logging.WARNING)
+        # INFO reaches the handler, whose filter lets warnings and retries alone through.
+        logger.setLevel(logging.INFO)
     elif verbosity == 1:
         logger.setLevel(logging.INFO)
     else:

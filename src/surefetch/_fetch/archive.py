@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +37,8 @@ from surefetch._fetch.streaming import download_and_extract
 from surefetch._http.session import Sessions
 from surefetch._http.stats import DownloadStats
 from surefetch._url import filename_from_url
+
+logger = logging.getLogger("surefetch")
 
 
 def archive_key(key: str, strip_components: int) -> str:
@@ -76,6 +80,9 @@ class _TreeStore(EntryStore):
             )
         partial.discard()
         files = entry.meta.files if entry.meta.files is not None else extracted.files
+        logger.info(
+            "Extracted %d files of %s into %s", files, resolved.primary.redacted, entry.path
+        )
         return downloaded(
             resolved,
             entry.path,
@@ -138,6 +145,8 @@ class _PlacedTreeStore(EntryStore):
             limits=self.limits,
             strip_components=self.strip_components,
         )
+        # The extraction is part of the answer: elapsed_s counts it.
+        hit = dataclasses.replace(hit, elapsed_s=time.monotonic() - self.started)
         return _placed(hit, tree, self.target, files=extracted.files)
 
     async def download_and_store(self) -> FetchResult:
@@ -220,5 +229,6 @@ def _placed(result: FetchResult, tree: Path, target: Path, *, files: int) -> Fet
     if target.is_dir():
         target.rmdir()  # empty, as the caller checked; refuses if something appeared since
     os.rename(tree, target)
+    logger.info("Extracted %d files of %s into %s", files, result.url, target)
     extra = {**result.extra, "files": files, "cache_path": str(result.path)}
     return dataclasses.replace(result, path=target, extra=extra)

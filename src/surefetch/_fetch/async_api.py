@@ -88,11 +88,15 @@ async def _fetch_within_deadline(
         return await asyncio.wait_for(
             _fetch(request, sessions=sessions, options=options), timeout=deadline
         )
-    except asyncio.TimeoutError as error:
+    except asyncio.TimeoutError:
         shown = resolve(request).primary.redacted
+        # The TimeoutError and the CancelledError under it say nothing more: dropped.
         raise DownloadError(
-            f"Failed to download {shown}: the deadline of {deadline:g}s passed"
-        ) from error
+            f"Failed to download {shown}: the deadline of {deadline:g}s passed while the "
+            "download was still running (the retry policy's deadline for the whole fetch, "
+            "waits included: setting deadline, SUREFETCH_DEADLINE); what was received is "
+            "kept, and the next fetch resumes it"
+        ) from None
 
 
 async def afetch_result(

@@ -8,6 +8,7 @@ of the `single_flight` protocol, and the last steps of a commit, live here.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -25,6 +26,8 @@ from surefetch._fetch.request import (
 )
 from surefetch._http.partial import PartialFile
 from surefetch._http.session import Sessions
+
+_logger = logging.getLogger("surefetch")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +49,11 @@ class EntryStore:
         return offline_miss(self.resolved, self.options.cache)
 
     async def produce(self) -> FetchResult:
+        _logger.info(
+            "Cache miss: %s is not in %s; downloading it",
+            self.resolved.primary.redacted,
+            self.options.cache.root,
+        )
         partial_path = self.options.cache.partial_path(self.resolved.bucket, self.resolved.key)
         with dropping_partial_when_full(partial_path):
             return await self.download_and_store()
@@ -70,6 +78,12 @@ class EntryStore:
             created=time.time(),
             content_key=resolved.key == resolved.sha256,
         )
+        if resolved.sha256 is not None:
+            _logger.info("Verified sha256 %s (%d bytes) of %s", digest, partial.size, url)
+        else:
+            _logger.info("Computed sha256 %s (%d bytes) of %s", digest, partial.size, url)
         if must_replace(resolved, cache, refresh=self.options.refresh):
             await asyncio.to_thread(cache.remove, resolved.bucket, resolved.key)
-        return await asyncio.to_thread(store, meta)
+        entry = await asyncio.to_thread(store, meta)
+        _logger.info("Stored %s in the cache: %s", url, entry.path)
+        return entry

@@ -8,6 +8,7 @@ time of Python itself.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from surefetch._errors import ConfigError
 from surefetch._url import ParsedURL, Redactor, check_sha256, parse_url
+
+_logger = logging.getLogger("surefetch")
 
 if TYPE_CHECKING:
     from surefetch._cache.store import Cache
@@ -143,9 +146,7 @@ def cached_result(resolved: Resolved, cache: Cache, *, started: float) -> FetchR
     if entry is None:
         return None
     if resolved.sha256 is not None and entry.meta.sha256 != resolved.sha256:
-        import logging
-
-        logging.getLogger("surefetch").warning(
+        _logger.warning(
             "Ignoring the cache entry %s: it records sha256 %s, not %s; "
             "it will be downloaded again",
             entry.path,
@@ -153,6 +154,8 @@ def cached_result(resolved: Resolved, cache: Cache, *, started: float) -> FetchR
             resolved.sha256,
         )
         return None
+    if _logger.isEnabledFor(logging.INFO):
+        _logger.info("Cache hit: %s is %s", resolved.primary.redacted, entry.path)
     return FetchResult(
         path=entry.path,
         url=resolved.primary.redacted,

@@ -73,6 +73,35 @@ def classify_aiohttp_error(exc: BaseException) -> Decision | None:
 register_library_rule("aiohttp", classify_aiohttp_error, holds=("os_error", "certificate_error"))
 
 
+def plain_connect_error(error: BaseException, url: str) -> ConnectionError | None:
+    """aiohttp's failure to connect to a plain ``http://`` URL, told without TLS words.
+
+    aiohttp says ``ssl:default`` of every connection it could not make, TLS
+    or not; for a plain http URL that misleads. The error returned keeps
+    the retry decision of the original (a name that does not exist stays
+    fatal). None for anything else, which is raised as it is.
+
+    Example:
+        >>> plain_connect_error(ValueError("not aiohttp's"), "http://h/") is None
+        True
+    """
+    aiohttp = sys.modules.get("aiohttp")
+    if (
+        aiohttp is None
+        or not url.lower().startswith("http://")
+        or not isinstance(error, aiohttp.ClientConnectorError)
+        or isinstance(error, aiohttp.ClientSSLError)
+    ):
+        return None
+    from surefetch._retry.classify import classify
+
+    held = error.os_error
+    reason = held.strerror or str(held) or type(held).__name__
+    plain = ConnectionError(f"Cannot connect to host {error.host}:{error.port} [{reason}]")
+    plain.surefetch_transient = classify(error).retry  # type: ignore[attr-defined]
+    return plain
+
+
 def disable_hidden_retries(session: aiohttp.ClientSession) -> None:
     """Stop ``session`` from repeating a request by itself when a connection drops.
 

@@ -7,8 +7,9 @@ import logging
 import time
 
 from surefetch._errors import HTTPStatusError, TransientDownloadError
+from surefetch._http.aiohttp_support import plain_connect_error
 from surefetch._http.body import stream_body
-from surefetch._http.headers import parse_retry_after
+from surefetch._http.headers import parse_retry_after, shown_headers
 from surefetch._http.partial import PartialFile
 from surefetch._http.redirects import (
     MAX_REDIRECTS,
@@ -130,21 +131,45 @@ async def download_attempt(
             )
 
 
+def _range_note(headers: dict[str, str]) -> str:
+    ranged = headers.get("Range")
+    return "" if ranged is None else f" ({ranged})"
+
+
 async def _get(
     session: aiohttp.ClientSession, url: str, headers: dict[str, str], *, allow_insecure: bool
 ) -> aiohttp.ClientResponse:
     """GET ``url``, following redirects (each judged before it is followed)."""
     current = url
     for _ in range(MAX_REDIRECTS + 1):
+        logger.info("GET %s%s", redact_url(current), _range_note(headers))
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("Request headers: %s", shown_headers(headers))
+        sent = time.monotonic()
+        # Always our own verifying context for https, built once per process.
         context = tls_for(current)
-        if context is None:
-            response = await session.get(current, headers=headers, allow_redirects=False)
-        else:
-            # Always our own verifying context, built once per process.
-            response = await session.get(
-                current, headers=headers, allow_redirects=False, ssl=context
-            )
+        try:
+            if context is None:
+                response = await session.get(current, headers=headers, allow_redirects=False)
+            else:
+                response = await session.get(
+                    current, headers=headers, allow_redirects=False, ssl=context
+                )
+        except OSError as error:  # aiohttp's connection errors are OSErrors
+            plain = plain_connect_error(error, current)
+            if plain is None:
+                raise
+            raise plain from error.__cause__ or getattr(error, "os_error", None)
         location = response.headers.get("Location")
+        logger.info(
+            "%d %s from %s (%.3fs)",
+            response.status,
+            response.reason or "",
+            redact_url(current),
+            time.monotonic() - sent,
+        )
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("Response headers: %s", shown_headers(response.headers.items()))
         if response.status not in REDIRECT_STATUSES or location is None:
             return response
         response.release()  # a redirect's body is not wanted
@@ -152,8 +177,6 @@ async def _get(
         if not same_origin(current, target):
             # Credentials are for the origin they were given for, as browsers do.
             headers = {k: v for k, v in headers.items() if k != "Authorization"}
-        logger.debug(
-            "Following the redirect from %s to %s", redact_url(current), redact_url(target)
-        )
+        logger.info("Following the redirect from %s to %s", redact_url(current), redact_url(target))
         current = target
     raise too_many_redirects(url, current)

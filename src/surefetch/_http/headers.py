@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
@@ -82,3 +83,22 @@ def basic_authorization(username: str | None, password: str | None) -> str | Non
 
     pair = f"{username}:{password or ''}".encode()
     return "Basic " + base64.b64encode(pair).decode("ascii")
+
+
+# Headers whose values are credentials or session state: never shown, whatever the verbosity.
+_SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-amz-security-token"}
+)
+
+
+def shown_headers(headers: Iterable[tuple[str, str]] | Mapping[str, str]) -> str:
+    """``headers`` as one line for a debug log, with credentials replaced by ``***``.
+
+    Example:
+        >>> shown_headers({"Authorization": "Basic dTpw", "Range": "bytes=10-"})
+        'Authorization: ***; Range: bytes=10-'
+    """
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    return "; ".join(
+        f"{name}: {'***' if name.lower() in _SECRET_HEADERS else value}" for name, value in pairs
+    )

@@ -87,6 +87,7 @@ def emit(event: RetryEvent) -> None:
             "surefetch_operation": event.operation,
             "surefetch_retry": event.retry,
             "surefetch_wait": event.wait,
+            "surefetch_retry_event": event,
         },
     )
     for hook in _hooks:
