@@ -209,7 +209,10 @@ def test_a_reset_on_every_request_fails_after_four_requests_with_the_lines_in_or
         env=env,
     )
     assert done.returncode == 1
-    lines = done.stderr.strip().splitlines()
+    # At the default verbosity each retry prints one warning line first.
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 3
+    lines = done.stderr.strip().splitlines()[len(warnings) :]
     assert lines[0] == f"error: Failed to install {B3124.key}"
     assert lines[1].startswith("  Caused by: Request failed after 3 retries in ")
     assert lines[2] == f"  Caused by: Failed to extract archive: {B3124.filename}"
