@@ -21,6 +21,7 @@ from surefetch._cache.layout import (
     META_NAME,
     content_key,
     entry_dir,
+    light_sha256,
 )
 from surefetch._dirs import user_dir
 from surefetch._pyproject import may_hold_tool_table
@@ -337,11 +338,6 @@ def _write_plain(payload: str, target: str) -> str | None:
 
 def cache_key(normalized_url: str) -> str:
     """`url_key` of a URL that `simple_cache_url` already normalised."""
-    try:  # CPython's own sha256 loads faster than OpenSSL's (hashlib)
-        from _sha2 import sha256  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        try:
-            from _sha256 import sha256  # type: ignore[import-not-found, no-redef, unused-ignore]
-        except ImportError:
-            from hashlib import sha256  # type: ignore[assignment, unused-ignore]
-    return str(sha256(normalized_url.encode("utf-8")).hexdigest()[:32])
+    digest = light_sha256()
+    digest.update(normalized_url.encode("utf-8"))
+    return str(digest.hexdigest()[:32])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 
+from surefetch._cache.layout import light_sha256
 from surefetch._cli.hit import _cache_root, simple_cache_url
 from surefetch._wheels.names import build_key, find_in
 
@@ -21,11 +22,7 @@ _CHUNK = 1 << 20
 
 
 def _file_sha256(path: str) -> str | None:
-    try:  # CPython's own sha256 loads faster than OpenSSL's (hashlib)
-        from _sha2 import sha256  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        from hashlib import sha256  # type: ignore[assignment, unused-ignore]
-    digest = sha256()
+    digest = light_sha256()
     try:
         with open(path, "rb", buffering=0) as file:
             while chunk := file.read(_CHUNK):

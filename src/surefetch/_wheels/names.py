@@ -25,24 +25,25 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping, Sequence
 
-from surefetch._cache.layout import BUCKET_BUILT_WHEELS, META_NAME, bucket_dir_name
+from surefetch._cache.layout import BUCKET_BUILT_WHEELS, META_NAME, bucket_dir_name, light_sha256
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # collections.abc costs a cache hit more than a millisecond
+    from collections.abc import Mapping, Sequence
+
+    ConfigSettings = Mapping[str, str | Sequence[str]]
 
 BUILD_RECORD = "build.json"
 WHEEL_SUFFIX = ".whl"
 _TREE = "tree"
 _DIGITS = 16
 
-ConfigSettings = Mapping[str, "str | Sequence[str]"]
-
 
 def _sha256_hex(data: bytes) -> str:
-    try:  # CPython's own sha256 loads faster than OpenSSL's (hashlib)
-        from _sha2 import sha256  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        from hashlib import sha256  # type: ignore[assignment, unused-ignore]
-    return str(sha256(data).hexdigest())
+    digest = light_sha256()
+    digest.update(data)
+    return str(digest.hexdigest())
 
 
 def settings_digest(config_settings: ConfigSettings | None) -> str:
