@@ -58,7 +58,7 @@ async def stream_body(
                 async for chunk in response.content.iter_chunked(CHUNK_SIZE):
                     # Handed over first: whatever fails below, this chunk is
                     # written before the bytes _salvage takes after it.
-                    pending.append(loop.run_in_executor(pool, writer.write, chunk, received))
+                    pending.append(_write(loop, pool, writer, chunk, received))
                     received += len(chunk)
                     if len(pending) > _IN_FLIGHT:
                         # Shielded: cancelling a queued write would leave a gap.
@@ -73,7 +73,7 @@ async def stream_body(
                 await _drain(pending)
                 rest = salvage_buffered(response.content, received, total)
                 if rest:
-                    await asyncio.shield(loop.run_in_executor(pool, writer.write, rest, received))
+                    await asyncio.shield(_write(loop, pool, writer, rest, received))
                 raise
             finally:
                 # If this wait is cancelled, leaving the with block still waits
@@ -106,6 +106,30 @@ async def _stream_small_body(
         partial.close()
     if progress is not None:
         progress(partial.size, total)
+
+
+def _write(
+    loop: asyncio.AbstractEventLoop,
+    pool: ThreadPoolExecutor,
+    writer: _Writer,
+    chunk: bytes,
+    offset: int,
+) -> asyncio.Future[None]:
+    """Queue ``chunk`` for the writer thread.
+
+    A write whose waiter was cancelled (the download stopped while the
+    write ran) still ends, and its error is taken by a callback, so that
+    asyncio never prints "Future exception was never retrieved" over the
+    error that the failure really reports.
+    """
+    future = loop.run_in_executor(pool, writer.write, chunk, offset)
+    future.add_done_callback(_retrieve)
+    return future
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 async def _drain(pending: collections.deque[asyncio.Future[None]]) -> None:
