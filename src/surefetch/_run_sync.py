@@ -53,6 +53,11 @@ class _LoopThread:
         for closer in reversed(self.closers):
             with contextlib.suppress(Exception):  # best effort: nobody is left to tell
                 await closer()
+        # Older aiohttp closes a connection's transport with call_soon: give
+        # those callbacks their turn, or the sockets are left for the
+        # garbage collector to find (a ResourceWarning at exit).
+        for _ in range(3):
+            await asyncio.sleep(0)
         await self.loop.shutdown_asyncgens()
 
     def shutdown(self) -> None:
