@@ -33,28 +33,46 @@ _SWITCHES = {"-q", "--quiet", "-v", "--verbose", "-vv", "--offline", "--json"}
 _ENV_ALLOWED = {"SUREFETCH_CACHE_DIR", "SUREFETCH_NO_RETRY_DELAY"}
 
 
-def _parse(words: list[str]) -> dict[str, list[str]] | None:
-    """The flags of a simple ``fetch`` command line, or None for anything else."""
-    found: dict[str, list[str]] = {"url": []}
+def parse_plain_words(
+    words: list[str], *, value_flags: set[str], switches: set[str], positional: str
+) -> dict[str, list[str]] | None:
+    """The flags and positional words of a plain command line, or None for anything else.
+
+    Each flag maps to its values in order (a switch to empty strings), and
+    ``positional`` to the words that are not flags. An unknown flag, or a
+    value flag without its value, gives None: the full command line answers.
+
+    Example:
+        >>> parse_plain_words(["u", "--sha256=ab", "-q"], value_flags={"--sha256"},
+        ...                   switches={"-q"}, positional="url")
+        {'url': ['u'], '--sha256': ['ab'], '-q': ['']}
+    """
+    found: dict[str, list[str]] = {positional: []}
     index = 0
     while index < len(words):
         word = words[index]
         name, equals, value = word.partition("=")
-        if name in _VALUE_FLAGS:
+        if name in value_flags:
             if not equals:
                 index += 1
                 if index >= len(words):
                     return None
                 value = words[index]
             found.setdefault(name, []).append(value)
-        elif word in _SWITCHES:
+        elif word in switches:
             found.setdefault(word, []).append("")
         elif word.startswith("-"):
             return None
         else:
-            found["url"].append(word)
+            found[positional].append(word)
         index += 1
-    if len(found["url"]) != 1:
+    return found
+
+
+def _parse(words: list[str]) -> dict[str, list[str]] | None:
+    """The flags of a simple ``fetch`` command line, or None for anything else."""
+    found = parse_plain_words(words, value_flags=_VALUE_FLAGS, switches=_SWITCHES, positional="url")
+    if found is None or len(found["url"]) != 1:
         return None
     return found
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 
 from surefetch._cache.layout import light_sha256
-from surefetch._cli.hit import _cache_root, simple_cache_url
+from surefetch._cli.hit import _cache_root, parse_plain_words, simple_cache_url
 from surefetch._wheels.names import build_key, find_in
 
 _VALUE_FLAGS = {"--sha256", "--cache-dir"}
@@ -33,26 +33,10 @@ def _file_sha256(path: str) -> str | None:
 
 
 def _parse(words: list[str]) -> dict[str, list[str]] | None:
-    found: dict[str, list[str]] = {"sdist": []}
-    index = 0
-    while index < len(words):
-        word = words[index]
-        name, equals, value = word.partition("=")
-        if name in _VALUE_FLAGS:
-            if not equals:
-                index += 1
-                if index >= len(words):
-                    return None
-                value = words[index]
-            found.setdefault(name, []).append(value)
-        elif word in _SWITCHES:
-            found.setdefault(word, []).append("")
-        elif word.startswith("-"):
-            return None
-        else:
-            found["sdist"].append(word)
-        index += 1
-    return found if found["sdist"] else None
+    found = parse_plain_words(
+        words, value_flags=_VALUE_FLAGS, switches=_SWITCHES, positional="sdist"
+    )
+    return found if found is not None and found["sdist"] else None
 
 
 def answer_from_cache(words: list[str]) -> int | None:
