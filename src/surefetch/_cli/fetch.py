@@ -239,7 +239,7 @@ def run_fetch(args: argparse.Namespace) -> int:
             extract_to = _check_extract_target(args.extract, create_dirs=args.create_dirs)
         if extract_to is not None and args.output is not None:
             raise ConfigError("-o and --extract cannot be used together")
-        show_bar = not args.quiet and not args.json and sys.stderr.isatty() and sys.stdout.isatty()
+        show_bar = not args.quiet and not args.json and sys.stderr.isatty()
         # The file's name alone: no query (a secret of any length), nothing rich reads as markup.
         bar = ProgressBar(filename_from_url(args.url)) if show_bar else None
         try:
