@@ -85,6 +85,8 @@ def _fetch_in_terminal(url: str, tmp_path: Path, *, columns: int) -> tuple[bytes
         if process.poll() is None:
             process.kill()
             process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
     return received, stdout, code
 
 
