@@ -20,7 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from surefetch._cli.output import bar_layout
+from pbs_fakes import FakeBuild, downloads_json, served, write
+from surefetch._cli.progress import bar_layout
+from surefetch._extract.archive import ArchiveFormat
+from surefetch._python.platform import this_platform
 from surefetch.testing import ChaosServer, Fault
 
 # A 61-character wheel file name, as long as real ones get.
@@ -40,8 +43,10 @@ def _screen_lines(raw: bytes) -> list[str]:
     return frames
 
 
-def _fetch_in_terminal(url: str, tmp_path: Path, *, columns: int) -> tuple[bytes, str, int]:
-    """(what the terminal received on stderr, stdout, exit code) of ``surefetch fetch url``."""
+def _in_terminal(
+    words: list[str], tmp_path: Path, *, columns: int, **changes: str
+) -> tuple[bytes, str, int]:
+    """(what the terminal received on stderr, stdout, exit code) of ``surefetch *words``."""
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUREFETCH_")}
@@ -51,10 +56,11 @@ def _fetch_in_terminal(url: str, tmp_path: Path, *, columns: int) -> tuple[bytes
         COLUMNS=str(columns),
         TERM="xterm-256color",
     )
+    env.update(changes)
     env.pop("NO_COLOR", None)
     try:
         process = subprocess.Popen(
-            [sys.executable, "-m", "surefetch", "fetch", url],
+            [sys.executable, "-m", "surefetch", *words],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=slave,
@@ -94,7 +100,9 @@ def _fetch_in_terminal(url: str, tmp_path: Path, *, columns: int) -> tuple[bytes
 def test_bar_on_stderr_fits_one_line_with_stdout_captured(tmp_path: Path, columns: int) -> None:
     with ChaosServer(files={f"/{NAME}": DATA}) as server:
         server.script(f"/{NAME}", [Fault.stall(1.5, after=256 * 1024)])
-        raw, stdout, code = _fetch_in_terminal(server.url(f"/{NAME}"), tmp_path, columns=columns)
+        raw, stdout, code = _in_terminal(
+            ["fetch", server.url(f"/{NAME}")], tmp_path, columns=columns
+        )
 
     assert code == 0, raw
     lines = stdout.splitlines()
@@ -124,3 +132,35 @@ def test_layout_keeps_one_line_at_any_width_from_40() -> None:
             used = name + 1 + bar + 1 + 14 + 1 + 10 + (1 + 8 if with_eta else 0)
             assert used < width, (width, name_length)
             assert 1 <= name <= name_length and bar >= 5
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the fake python3 is a sh script")
+def test_several_downloads_show_one_line_each_and_a_total(tmp_path: Path) -> None:
+    platform = str(this_platform())
+    builds = [
+        FakeBuild("3.12.4", platform, size=5 << 20),
+        FakeBuild("3.13.1", platform, fmt=ArchiveFormat.TAR_ZST, size=5 << 20),
+    ]
+    files = served(builds)
+    with ChaosServer(files=files) as server:
+        for build in builds:
+            server.script(build.path, [Fault.stall(1.5, after=64 * 1024)])
+        catalog = write(tmp_path / "downloads.json", downloads_json(builds, files, server.base_url))
+        raw, _, code = _in_terminal(
+            ["python", "install", "3.12", "3.13", "--downloads-json", catalog],
+            tmp_path,
+            columns=80,
+            SUREFETCH_PYTHON_INSTALL_DIR=str(tmp_path / "py"),
+        )
+
+    assert code == 0, raw
+    screen = _screen_lines(raw)
+    for line in screen:
+        assert line.startswith("warning: ") or len(line) < 80, line
+    drawn = "\n".join(screen)
+    # One line per version while both download, and the total of both under them.
+    assert "Python 3.12" in drawn and "Python 3.13" in drawn, drawn
+    # The total sums both files (rich's decimal megabytes), whole once both are done.
+    megabytes = f"{sum(len(files[build.path]) for build in builds) / 1e6:.1f}"
+    totals = [line for line in screen if line.startswith("Total")]
+    assert totals and f"{megabytes}/{megabytes} MB" in totals[-1], drawn

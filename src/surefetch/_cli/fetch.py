@@ -15,7 +15,8 @@ from typing import Any
 
 from surefetch._cli.exit_codes import EXIT_OK
 from surefetch._cli.help import NETWORK_VARIABLES, epilog, setting_variables
-from surefetch._cli.output import ProgressBar, configure_logging, run_reporting
+from surefetch._cli.output import configure_logging, run_reporting
+from surefetch._cli.progress import ProgressBar
 from surefetch._config import MAX_RETRIES, parse_whole_number
 from surefetch._errors import ConfigError
 from surefetch._url import Redactor, filename_from_url

@@ -1,4 +1,6 @@
-"""What the command line prints: errors with their causes, logs, progress.
+"""What the command line prints: errors with their causes, and logs.
+
+Progress bars live in `surefetch._cli.progress`.
 
 Expected failures print ``error: <what failed>`` and one ``  Caused by:``
 line per link of the cause chain, with credentials scrubbed and control
@@ -12,12 +14,10 @@ as it found it (`logging_left_as_found`) when the command returns.
 from __future__ import annotations
 
 import logging
-import os
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TextIO
+from typing import TextIO
 
 from surefetch._cli.exit_codes import EXIT_FAILED, EXIT_USAGE
 from surefetch._cli.interrupts import report_interrupted
@@ -228,122 +228,3 @@ def logging_left_as_found() -> Iterator[None]:
         logger.disabled = disabled
         for handler in added:
             handler.close()
-
-
-# The widest text rich's columns print: "274.0/274.0 MB", "999.9 kB/s", "10:00:00".
-_SIZE_WIDTH = 14
-_SPEED_WIDTH = 10
-_ETA_WIDTH = 8
-_BAR_WIDTH = 40
-_MIN_BAR_WIDTH = 5
-
-
-def terminal_width(stream: TextIO) -> int:
-    """The width of the terminal ``stream`` writes to: ``COLUMNS`` first, then the tty, then 80.
-
-    Not stdout's: the bar is drawn on stderr, and stdout is often a pipe.
-
-    Example:
-        >>> import io, os
-        >>> os.environ.get("COLUMNS") is not None or terminal_width(io.StringIO()) == 80
-        True
-    """
-    columns = os.environ.get("COLUMNS", "")
-    if columns.isdigit() and int(columns) > 0:
-        return int(columns)
-    try:
-        return os.get_terminal_size(stream.fileno()).columns or 80
-    except (AttributeError, ValueError, OSError):
-        return 80
-
-
-def bar_layout(width: int, name_length: int) -> tuple[int, int, bool]:
-    """(name width, bar width, with time left) for one line of ``width`` columns.
-
-    The size and speed always show; the bar narrows, then the time left goes,
-    then the name is cut (rich ends it with an ellipsis), so the line never
-    wraps. One column stays free: a line that fills the last column makes
-    some terminals wrap.
-
-    Example:
-        >>> bar_layout(80, 60)
-        (29, 14, True)
-        >>> bar_layout(200, 60)
-        (60, 40, True)
-        >>> name, bar, eta = bar_layout(40, 60)
-        >>> name + 1 + bar + 1 + 14 + 1 + 10 + (9 if eta else 0) <= 39
-        True
-    """
-    room = width - 1 - (_SIZE_WIDTH + 1) - (_SPEED_WIDTH + 1)
-    with_eta = room - (_ETA_WIDTH + 1) >= _MIN_BAR_WIDTH + 1 + min(name_length, 20)
-    if with_eta:
-        room -= _ETA_WIDTH + 1
-    # room is for "name bar": the bar keeps a third of it at least (a sliver says nothing).
-    bar = max(_MIN_BAR_WIDTH, min(_BAR_WIDTH, max(room // 3, room - 1 - name_length)))
-    name = max(1, min(name_length, room - 1 - bar))
-    return name, bar, with_eta
-
-
-class ProgressBar:
-    """A progress bar on stderr for downloads that take a while.
-
-    Nothing shows for the first half second, so fast downloads and cache
-    hits stay quiet, and rich is imported only when a bar is drawn. It is
-    drawn on stderr, whatever stdout is (``P=$(surefetch fetch URL)``), and
-    always on one line: a long name is cut with an ellipsis.
-    """
-
-    def __init__(self, description: str, *, delay: float = 0.5) -> None:
-        self._description = description
-        self._started = time.monotonic()
-        self._delay = delay
-        self._progress: Any = None
-        self._task: Any = None
-
-    def __call__(self, received: int, total: int | None) -> None:
-        if self._progress is None:
-            if time.monotonic() - self._started < self._delay:
-                return
-            self._progress = self._make()
-            self._progress.start()
-            self._task = self._progress.add_task(self._description, total=total)
-        self._progress.update(self._task, completed=received, total=total)
-
-    def _make(self) -> Any:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
-        from rich.table import Column
-
-        width = terminal_width(sys.stderr)
-        name, bar, with_eta = bar_layout(width, len(self._description))
-
-        def fixed(size: int, justify: Any = "right") -> Column:
-            return Column(width=size, no_wrap=True, overflow="ellipsis", justify=justify)
-
-        columns: list[Any] = [
-            # markup=False: the name comes from a URL, and rich must not read it as markup.
-            TextColumn(
-                "{task.description}",
-                style="progress.description",
-                markup=False,
-                table_column=fixed(name, "left"),
-            ),
-            BarColumn(bar_width=bar, table_column=fixed(bar, "left")),
-            DownloadColumn(table_column=fixed(_SIZE_WIDTH)),
-            TransferSpeedColumn(table_column=fixed(_SPEED_WIDTH)),
-        ]
-        if with_eta:
-            columns.append(TimeRemainingColumn(table_column=fixed(_ETA_WIDTH)))
-        console = Console(file=sys.stderr, width=width)
-        return Progress(*columns, console=console, transient=True)
-
-    def close(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
