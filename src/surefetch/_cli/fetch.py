@@ -15,7 +15,8 @@ from typing import Any
 
 from surefetch._cli.exit_codes import EXIT_OK
 from surefetch._cli.help import NETWORK_VARIABLES, epilog, setting_variables
-from surefetch._cli.output import ProgressBar, configure_logging, run_reporting
+from surefetch._cli.output import configure_logging, run_reporting
+from surefetch._cli.progress import ProgressBar
 from surefetch._config import MAX_RETRIES, parse_whole_number
 from surefetch._errors import ConfigError
 from surefetch._url import Redactor, filename_from_url
@@ -239,7 +240,7 @@ def run_fetch(args: argparse.Namespace) -> int:
             extract_to = _check_extract_target(args.extract, create_dirs=args.create_dirs)
         if extract_to is not None and args.output is not None:
             raise ConfigError("-o and --extract cannot be used together")
-        show_bar = not args.quiet and not args.json and sys.stderr.isatty() and sys.stdout.isatty()
+        show_bar = not args.quiet and not args.json and sys.stderr.isatty()
         # The file's name alone: no query (a secret of any length), nothing rich reads as markup.
         bar = ProgressBar(filename_from_url(args.url)) if show_bar else None
         try:

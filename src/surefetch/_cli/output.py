@@ -1,4 +1,6 @@
-"""What the command line prints: errors with their causes, logs, progress.
+"""What the command line prints: errors with their causes, and logs.
+
+Progress bars live in `surefetch._cli.progress`.
 
 Expected failures print ``error: <what failed>`` and one ``  Caused by:``
 line per link of the cause chain, with credentials scrubbed and control
@@ -13,10 +15,9 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TextIO
+from typing import TextIO
 
 from surefetch._cli.exit_codes import EXIT_FAILED, EXIT_USAGE
 from surefetch._cli.interrupts import report_interrupted
@@ -227,46 +228,3 @@ def logging_left_as_found() -> Iterator[None]:
         logger.disabled = disabled
         for handler in added:
             handler.close()
-
-
-class ProgressBar:
-    """A progress bar on stderr for downloads that take a while.
-
-    Nothing shows for the first half second, so fast downloads and cache
-    hits stay quiet, and rich is imported only when a bar is drawn.
-    """
-
-    def __init__(self, description: str, *, delay: float = 0.5) -> None:
-        self._description = description
-        self._started = time.monotonic()
-        self._delay = delay
-        self._progress: Any = None
-        self._task: Any = None
-
-    def __call__(self, received: int, total: int | None) -> None:
-        if self._progress is None:
-            if time.monotonic() - self._started < self._delay:
-                return
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                Progress,
-                TimeRemainingColumn,
-                TransferSpeedColumn,
-            )
-
-            self._progress = Progress(
-                "[progress.description]{task.description}",
-                BarColumn(),
-                DownloadColumn(),
-                TransferSpeedColumn(),
-                TimeRemainingColumn(),
-                transient=True,
-            )
-            self._progress.start()
-            self._task = self._progress.add_task(self._description, total=total)
-        self._progress.update(self._task, completed=received, total=total)
-
-    def close(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()

@@ -127,14 +127,15 @@ def run_install(args: argparse.Namespace) -> int:
             retries = parse_whole_number("--retries", args.retries, minimum=0, maximum=MAX_RETRIES)
         root = _root(args)
         started = time.monotonic()
-        show_bar = (
-            len(args.requests) == 1 and not args.quiet and not args.json and sys.stderr.isatty()
-        )
-        bar = None
-        if show_bar:
-            from surefetch._cli.output import ProgressBar
+        bars = None
+        if not args.quiet and not args.json and sys.stderr.isatty():
+            from surefetch._cli.progress import ProgressBars
 
-            bar = ProgressBar(f"Python {args.requests[0]}")
+            # One line per version downloading, and a total when there are several.
+            bars = ProgressBars()
+        progress = [
+            None if bars is None else bars.row(f"Python {request}") for request in args.requests
+        ]
 
         async def all_of() -> list[Any]:
             return await asyncio.gather(
@@ -148,9 +149,9 @@ def run_install(args: argparse.Namespace) -> int:
                         cache=args.cache_dir,
                         retries=retries,
                         offline=True if args.offline else None,
-                        progress=bar,
+                        progress=on_progress,
                     )
-                    for request in args.requests
+                    for request, on_progress in zip(args.requests, progress, strict=True)
                 ),
                 return_exceptions=True,
             )
@@ -158,8 +159,8 @@ def run_install(args: argparse.Namespace) -> int:
         try:
             outcomes = run_sync(all_of())
         finally:
-            if bar is not None:
-                bar.close()
+            if bars is not None:
+                bars.close()
         elapsed = time.monotonic() - started
         failures = [o for o in outcomes if isinstance(o, BaseException)]
         done = [o for o in outcomes if not isinstance(o, BaseException)]
