@@ -31,8 +31,6 @@ import errno
 import functools
 import logging
 import os
-import stat
-import sys
 import tempfile
 from collections.abc import Callable
 from typing import TypeVar
@@ -122,18 +120,6 @@ def _persist_once(src: str, dst: str) -> bool:
     return True
 
 
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    except PermissionError:
-        if sys.platform != "win32":
-            raise
-        os.chmod(path, stat.S_IWRITE)
-        os.unlink(path)
-
-
 def _remove_once(path: str) -> None:
     if faults.hooks:
         faults.inject("remove_tree", path)
@@ -153,7 +139,7 @@ def _write_temp(path: str, data: bytes, mode: int) -> str:
                 os.fchmod(file.fileno(), mode)
             os.fsync(file.fileno())
     except BaseException:
-        _unlink(temp)
+        tree.unlink_path(temp)
         raise
     return temp
 
@@ -364,7 +350,7 @@ def write_atomic(
         call = functools.partial(_replace_once, "write_atomic", temp, p)
         _run(call, operation=f"atomic write of {p}", subject="Write", policy=policy)
     except BaseException:
-        _unlink(temp)
+        tree.unlink_path(temp)
         raise
     fsync_dir(os.path.dirname(p) or ".")
 
@@ -389,6 +375,6 @@ async def write_atomic_async(
         call = functools.partial(_replace_once, "write_atomic", temp, p)
         await _arun(call, operation=f"atomic write of {p}", subject="Write", policy=policy)
     except BaseException:
-        _unlink(temp)
+        tree.unlink_path(temp)
         raise
     await asyncio.to_thread(fsync_dir, os.path.dirname(p) or ".")

@@ -205,7 +205,8 @@ def _writable(parent: int, call: Callable[[], object]) -> None:
 # --- by path (where descriptors cannot be used) -------------------------------------
 
 
-def _unlink_path(path: str) -> None:
+def unlink_path(path: str) -> None:
+    """Remove the file ``path``; gone already is fine, read-only on Windows is fixed."""
     try:
         os.unlink(path)
     except FileNotFoundError:
@@ -261,7 +262,7 @@ def _walk_by_path(root: str, *, remove: bool) -> int:
                 if stat.S_ISDIR(st.st_mode):
                     _rmdir_path(entry.path)  # a junction: removes the link, not its target
                 else:
-                    _unlink_path(entry.path)
+                    unlink_path(entry.path)
             else:
                 size += st.st_size
     return size
@@ -280,7 +281,7 @@ def _walk(path: str, *, remove: bool) -> int:
             if stat.S_ISDIR(st.st_mode):
                 _rmdir_path(path)
             else:
-                _unlink_path(path)
+                unlink_path(path)
         return st.st_size
     if BY_DESCRIPTOR:
         return _Walk(path, remove=remove).run()
