@@ -72,16 +72,7 @@ def publish(
 
 def fsync_file(path: str) -> None:
     """Flush the file at ``path`` to disk, as far as the platform lets a reader do it."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # Windows wants a writable handle; the rename still makes the entry whole
-    finally:
-        os.close(fd)
+    _fs.fsync_path(path)
 
 
 def remove_quietly(path: str, *, policy: RetryPolicy | None) -> None:

@@ -144,10 +144,12 @@ def _write_temp(path: str, data: bytes, mode: int) -> str:
     return temp
 
 
-def fsync_dir(path: str) -> None:
-    """Make a rename in directory ``path`` durable (POSIX; elsewhere, or unsupported, a no-op)."""
-    if os.name != "posix":
-        return
+def fsync_path(path: str) -> None:
+    """Flush the file or directory at ``path`` to disk, as far as a reader can; never raises.
+
+    Windows wants a writable handle for a file, some filesystems (network
+    ones) refuse fsync on a directory: the renames still keep entries whole.
+    """
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -155,9 +157,15 @@ def fsync_dir(path: str) -> None:
     try:
         os.fsync(fd)
     except OSError:
-        pass  # some filesystems (network ones) refuse fsync on a directory
+        pass
     finally:
         os.close(fd)
+
+
+def fsync_dir(path: str) -> None:
+    """Make a rename in directory ``path`` durable (POSIX; elsewhere, or unsupported, a no-op)."""
+    if os.name == "posix":
+        fsync_path(path)
 
 
 def _as_bytes(data: bytes | str) -> bytes:
