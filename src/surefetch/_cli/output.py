@@ -17,7 +17,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TextIO
+from typing import Any, TextIO
 
 from surefetch._cli.exit_codes import EXIT_FAILED, EXIT_USAGE
 from surefetch._cli.interrupts import report_interrupted
@@ -168,6 +168,26 @@ class _RetryWarning(logging.Filter):
         return True
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes each record to ``sys.stderr`` as it is at that moment.
+
+    While a progress bar is drawn, rich puts a proxy there that prints a
+    line above the bar; a handler holding the stderr of its creation would
+    write into the bar's line instead.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass  # always the current sys.stderr
+
+
 def configure_logging(*, verbosity: int, redactor: Redactor) -> None:
     """Send the ``surefetch`` logger to stderr: warnings by default, INFO with -v.
 
@@ -177,7 +197,7 @@ def configure_logging(*, verbosity: int, redactor: Redactor) -> None:
     restores them (`logging_left_as_found`).
     """
     logger = logging.getLogger(LOGGER_NAME)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
     if verbosity == 0:
         handler.addFilter(_RetryWarning())
