@@ -399,6 +399,27 @@ ALLOW_INSECURE_REDIRECTS: Setting[bool] = Setting(
     why="off: such a redirect would fetch in plaintext, and cache under the https "
     "URL, what was asked for over TLS",
 )
+TRANSPORTS = ("auto", "aiohttp", "stdlib")
+
+
+def _transport(value: object) -> str:
+    if isinstance(value, str) and value.strip().lower() in TRANSPORTS:
+        return value.strip().lower()
+    raise _Rejected
+
+
+TRANSPORT: Setting[str] = Setting(
+    name="transport",
+    env="SUREFETCH_TRANSPORT",
+    flag=None,
+    convert=_transport,
+    allowed="expected one of " + ", ".join(TRANSPORTS),
+    default="auto",
+    help="the HTTP client of a synchronous single-file fetch: auto, aiohttp or stdlib",
+    why="auto: the standard library's http.client for fetch() of one file and the "
+    "command line's plain fetch (it starts in a fraction of aiohttp's import time), "
+    "aiohttp for everything else (async, fetch_many, archives)",
+)
 PYTHON_INSTALL_DIR: Setting[str] = Setting(
     name="python_install_dir",
     env="SUREFETCH_PYTHON_INSTALL_DIR",
@@ -443,6 +464,7 @@ SETTINGS: tuple[Setting[Any], ...] = (
     OFFLINE,
     CONCURRENCY,
     ALLOW_INSECURE_REDIRECTS,
+    TRANSPORT,
     PYTHON_INSTALL_DIR,
     PYTHON_INSTALL_MIRROR,
     PYTHON_DOWNLOADS_JSON,

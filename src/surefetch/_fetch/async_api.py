@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from surefetch._config import CONCURRENCY, resolve as resolve_setting
 from surefetch._errors import DownloadError
 from surefetch._fetch.options import FetchArgs, Options, make_options
-from surefetch._fetch.request import FetchRequest, FetchResult, resolve
+from surefetch._fetch.request import FetchRequest, FetchResult, deadline_passed, resolve
 from surefetch._http.session import Sessions
 from surefetch._run_sync import on_loop_thread
 from surefetch._url import redact_url
@@ -89,14 +89,8 @@ async def _fetch_within_deadline(
             _fetch(request, sessions=sessions, options=options), timeout=deadline
         )
     except asyncio.TimeoutError:
-        shown = resolve(request).primary.redacted
         # The TimeoutError and the CancelledError under it say nothing more: dropped.
-        raise DownloadError(
-            f"Failed to download {shown}: the deadline of {deadline:g}s passed while the "
-            "download was still running (the retry policy's deadline for the whole fetch, "
-            "waits included: setting deadline, SUREFETCH_DEADLINE); what was received is "
-            "kept, and the next fetch resumes it"
-        ) from None
+        raise deadline_passed(resolve(request), deadline) from None
 
 
 async def afetch_result(

@@ -9,21 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from surefetch._cache.entry import Entry, EntryMeta
+from surefetch._fetch.commit import commit_download
 from surefetch._fetch.disk_full import dropping_partial_when_full
 from surefetch._fetch.options import Options
-from surefetch._fetch.request import (
-    FetchResult,
-    Resolved,
-    cached_result,
-    must_replace,
-    offline_miss,
-)
+from surefetch._fetch.request import FetchResult, Resolved, cached_result, offline_miss
 from surefetch._http.partial import PartialFile
 from surefetch._http.session import Sessions
 
@@ -65,25 +59,7 @@ class EntryStore:
     async def commit(
         self, partial: PartialFile, digest: str, *, url: str, store: Callable[[EntryMeta], Entry]
     ) -> Entry:
-        """Commit the verified download with ``store(meta)``, in a worker thread.
-
-        An entry already there goes first when it must (a refresh, or one
-        that records another sha256): a commit keeps an entry it finds.
-        """
-        resolved, cache = self.resolved, self.options.cache
-        meta = EntryMeta(
-            url=url,
-            size=partial.size,
-            sha256=digest,
-            created=time.time(),
-            content_key=resolved.key == resolved.sha256,
+        """`commit_download` in a worker thread."""
+        return await asyncio.to_thread(
+            commit_download, self.resolved, self.options, partial, digest, url=url, store=store
         )
-        if resolved.sha256 is not None:
-            _logger.info("Verified sha256 %s (%d bytes) of %s", digest, partial.size, url)
-        else:
-            _logger.info("Computed sha256 %s (%d bytes) of %s", digest, partial.size, url)
-        if must_replace(resolved, cache, refresh=self.options.refresh):
-            await asyncio.to_thread(cache.remove, resolved.bucket, resolved.key)
-        entry = await asyncio.to_thread(store, meta)
-        _logger.info("Stored %s in the cache: %s", url, entry.path)
-        return entry

@@ -9,47 +9,24 @@ names every URL that was tried.
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from surefetch._errors import ConfigError, DownloadError, IntegrityError, TransientDownloadError
-from surefetch._fetch.disk_full import download_failed, no_space
+from surefetch._errors import ConfigError
 from surefetch._fetch.options import Options
 from surefetch._fetch.request import Resolved
+from surefetch._fetch.url_download import UrlDownload, all_failed, scrubbing, url_failed, verify
 from surefetch._http.attempt import download_attempt
 from surefetch._http.headers import basic_authorization
 from surefetch._http.partial import Follower, PartialFile
-from surefetch._http.resume import range_headers
 from surefetch._http.stats import DownloadStats
 from surefetch._retry.budget import no_wait_active
-from surefetch._retry.classify import Decision
 from surefetch._retry.loops import aretrying
 from surefetch._retry.policy import RetryPolicy
-from surefetch._url import ParsedURL, Redactor
+from surefetch._url import ParsedURL
 
 if TYPE_CHECKING:
     from surefetch._http.session import Sessions
-
-logger = logging.getLogger("surefetch")
-
-
-def scrubbing(policy: RetryPolicy, redactor: Redactor) -> RetryPolicy:
-    """``policy`` whose decisions' reasons (which reach the log) carry no secrets."""
-    classify = policy.classify
-
-    def scrubbed(error: BaseException) -> Decision:
-        decision = classify(error)
-        return Decision(decision.retry, redactor.scrub(decision.reason), decision.after)
-
-    return policy.replace(classify=scrubbed)
-
-
-_UNGUARDED = (
-    "they were resumed without a validator, so the file may have changed on the "
-    "server between attempts; downloading it again from zero"
-)
 
 
 async def _download_one_url(
@@ -65,103 +42,39 @@ async def _download_one_url(
     sha256: str | None,
     size: int | None,
 ) -> PartialFile:
-    """Download ``url`` into the partial file with retries and resume.
-
-    An attempt that failed after moving the download forward is followed at
-    once, without a backoff wait: the server was answering, the connection
-    broke, and the next request continues where this one stopped. It still
-    counts against the retry budget.
-
-    Without a validator, a resume is checked by the sha256 or size alone:
-    if the finished file fails that check, its bytes may come from two
-    versions of the file, so it is downloaded again from zero, once, as a
-    retry; a second failure is the `IntegrityError` it is.
-    """
+    """Download ``url`` into the partial file with retries and resume (see `UrlDownload`)."""
     authorization = basic_authorization(url.username, url.password)
     partial = await asyncio.to_thread(
         PartialFile.open, partial_path, url=url.url, label=url.redacted, reader=reader
     )
-    checked = sha256 is not None or size is not None
-    restarted = False
-    if partial.complete:
-        mismatch = _mismatch(partial, sha256=sha256, size=size)
-        if mismatch is None or not partial.unguarded:
-            logger.info("Using the complete download of %s from an earlier attempt", url.redacted)
-            return partial
-        restarted = True
-        partial.restart(f"{mismatch}; {_UNGUARDED}")
-    elif partial.size:
-        logger.info("Found %d bytes of %s from an earlier attempt", partial.size, url.redacted)
-    size_before_attempt = partial.size
-    classify = policy.classify
-
-    def classify_with_progress(error: BaseException) -> Decision:
-        decision = classify(error)
-        if decision.retry and decision.after is None and partial.size > size_before_attempt:
-            if range_headers(partial.size, partial.validator, checked=checked) is None:
-                return Decision.retry_after(0.0, f"{decision.reason}; restarting from zero")
-            return Decision.retry_after(0.0, f"{decision.reason}; resuming at byte {partial.size}")
-        return decision
-
-    attempt_policy = policy.replace(classify=classify_with_progress)
+    download = UrlDownload(url, partial, policy=policy, sha256=sha256, size=size)
+    if download.found_complete():
+        return partial
     first = True
     try:
         async for attempt in aretrying(
-            policy=attempt_policy, operation=f"GET {url.redacted}", independent=independent
+            policy=download.policy, operation=f"GET {url.redacted}", independent=independent
         ):
             with attempt:
                 if not first:
                     await options.host_budget.acquire(url.host, skip_wait=no_wait_active())
                 first = False
-                size_before_attempt = partial.size
-                if not partial.complete:
+                if download.before_attempt():
                     stats.attempts += 1
                     await download_attempt(
                         sessions.get(),
                         url,
                         partial,
                         authorization=authorization,
-                        checked=checked,
+                        checked=download.checked,
                         allow_insecure_redirects=options.allow_insecure_redirects,
                         stats=stats,
                         progress=options.progress,
                     )
-                mismatch = _mismatch(partial, sha256=sha256, size=size)
-                if mismatch is not None and partial.unguarded and not restarted:
-                    restarted = True
-                    partial.restart(f"{mismatch}; {_UNGUARDED}")
-                    raise TransientDownloadError(
-                        f"{mismatch} of {url.redacted} after a resume without a validator; "
-                        "downloading it again from zero"
-                    )
+                download.after_attempt()
     finally:
         partial.close()
     return partial
-
-
-def _mismatch(partial: PartialFile, *, sha256: str | None, size: int | None) -> str | None:
-    """How the complete ``partial`` differs from what was asked for, or None if it does not."""
-    if size is not None and partial.size != size:
-        return f"size mismatch ({partial.size} bytes, expected {size})"
-    if sha256 is not None and partial.hasher.hexdigest() != sha256:
-        return "sha256 mismatch"
-    return None
-
-
-def _verify(partial: PartialFile, *, url: ParsedURL, sha256: str | None, size: int | None) -> str:
-    actual = partial.hasher.hexdigest()
-    if size is not None and partial.size != size:
-        partial.discard()
-        raise IntegrityError(
-            f"Size mismatch for {url.redacted}: expected {size} bytes, got {partial.size}"
-        )
-    if sha256 is not None and actual != sha256:
-        partial.discard()
-        raise IntegrityError(
-            f"Hash mismatch for {url.redacted}: expected sha256 {sha256}, "
-            f"got {actual} ({partial.size} bytes)"
-        )
-    return actual
 
 
 async def download_any(
@@ -180,8 +93,7 @@ async def download_any(
     partial_path = options.cache.partial_path(resolved.bucket, resolved.key)
     policy = scrubbing(options.policy, resolved.redactor)
     failures: list[tuple[ParsedURL, BaseException]] = []
-    urls = resolved.urls
-    for index, url in enumerate(urls):
+    for index, url in enumerate(resolved.urls):
         stats.urls_tried.append(url.redacted)
         try:
             partial = await _download_one_url(
@@ -196,44 +108,11 @@ async def download_any(
                 sha256=resolved.sha256,
                 size=resolved.size,
             )
-            digest = _verify(partial, url=url, sha256=resolved.sha256, size=resolved.size)
+            digest = verify(partial, url=url, sha256=resolved.sha256, size=resolved.size)
         except (ConfigError, asyncio.CancelledError):
             raise
         except Exception as error:
-            failures.append((url, error))
-            full = no_space(error)
-            if full is not None:  # no mirror makes the bytes fit: free the disk and stop
-                raise download_failed(url.redacted, partial_path, full, failures=failures) from full
-            if index + 1 < len(urls):
-                logger.info(
-                    "Trying mirror %s after %s failed: %s",
-                    urls[index + 1].redacted,
-                    url.redacted,
-                    resolved.redactor.scrub(_first_line(error)),
-                )
+            url_failed(resolved, index, error, failures, partial_path)
             continue
         return url, partial, digest
-    raise _download_failed(failures, resolved.redactor)
-
-
-def _download_failed(
-    failures: Sequence[tuple[ParsedURL, BaseException]], redactor: Redactor
-) -> DownloadError:
-    last = failures[-1][1]
-    # `except IntegrityError` must catch a mismatch, whatever wraps it.
-    kind = IntegrityError if isinstance(last, IntegrityError) else DownloadError
-    if len(failures) == 1:
-        error = kind(f"Failed to download {failures[0][0].redacted}")
-    else:
-        tried = "; ".join(
-            f"{url.redacted} ({redactor.scrub(_first_line(e))})" for url, e in failures
-        )
-        error = kind(f"Failed to download from {len(failures)} URLs: {tried}")
-    error.__cause__ = last
-    error.failures = tuple(failures)  # type: ignore[attr-defined]
-    return error
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
+    raise all_failed(failures, resolved.redactor)

@@ -22,7 +22,7 @@ _logger = logging.getLogger("surefetch")
 
 if TYPE_CHECKING:
     from surefetch._cache.store import Cache
-    from surefetch._errors import OfflineError
+    from surefetch._errors import DownloadError, OfflineError
     from surefetch._http.stats import DownloadStats
 
 
@@ -221,3 +221,15 @@ def must_replace(resolved: Resolved, cache: Cache, *, refresh: bool) -> bool:
         return False
     entry = cache.lookup(resolved.bucket, resolved.key)
     return entry is not None and entry.meta.sha256 != resolved.sha256
+
+
+def deadline_passed(resolved: Resolved, deadline: float) -> DownloadError:
+    """The error of a fetch whose policy's deadline passed while a download was running."""
+    from surefetch._errors import DownloadError
+
+    return DownloadError(
+        f"Failed to download {resolved.primary.redacted}: the deadline of {deadline:g}s passed "
+        "while the download was still running (the retry policy's deadline for the whole "
+        "fetch, waits included: setting deadline, SUREFETCH_DEADLINE); what was received is "
+        "kept, and the next fetch resumes it"
+    )

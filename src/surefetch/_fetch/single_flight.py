@@ -9,7 +9,7 @@ is produced differs. That difference is a `Store`; the steps are
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Protocol, TypeVar
 
 T = TypeVar("T")
@@ -57,3 +57,39 @@ async def single_flight(store: Store[T], *, refresh: bool = False, offline: bool
             if hit is not None:
                 return hit
         return await store.produce()
+
+
+class SyncStore(Protocol[T_co]):
+    """What `single_flight_sync` needs: `Store`, for code that blocks instead of awaiting."""
+
+    def lock(self) -> AbstractContextManager[None]:
+        """The key's lock, in-process and inter-process (the same lock file as `Store`'s)."""
+        ...
+
+    def lookup(self) -> T_co | None:
+        """The finished entry, or None when there is none yet."""
+        ...
+
+    def produce(self) -> T_co:
+        """Make the entry; called under the lock, after a last lookup found nothing."""
+        ...
+
+    def offline_error(self) -> Exception:
+        """The error for a miss when the network may not be used."""
+        ...
+
+
+def single_flight_sync(store: SyncStore[T], *, refresh: bool = False, offline: bool = False) -> T:
+    """`single_flight` for synchronous code: the same steps, the same per-key lock."""
+    if not refresh:
+        hit = store.lookup()
+        if hit is not None:
+            return hit
+    if offline:
+        raise store.offline_error()
+    with store.lock():
+        if not refresh:
+            hit = store.lookup()
+            if hit is not None:
+                return hit
+        return store.produce()

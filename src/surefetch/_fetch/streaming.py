@@ -41,9 +41,10 @@ from surefetch._extract.archive import (
     extract_stream,
 )
 from surefetch._extract.formats import HEAD_SIZE
-from surefetch._fetch.mirrors import download_any, scrubbing
+from surefetch._fetch.mirrors import download_any
 from surefetch._fetch.options import Options
 from surefetch._fetch.request import Resolved
+from surefetch._fetch.url_download import scrubbing
 from surefetch._http.partial import PartialFile
 from surefetch._http.session import Sessions
 from surefetch._http.stats import DownloadStats

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from surefetch._fetch.options import FetchArgs
-from surefetch._fetch.request import FetchRequest, cached_result, open_cache, resolve
+from surefetch._fetch.request import FetchRequest, FetchResult, cached_result, open_cache, resolve
 
 if TYPE_CHECKING:
     from surefetch._cache.store import Cache
@@ -44,10 +44,13 @@ def fetch(
 
     The synchronous twin of `afetch`, with the same arguments; it also works
     when called from a thread whose event loop is running, and from many
-    threads at once. A download runs on surefetch's own event loop thread,
-    which keeps connections alive from one call to the next (``progress`` is
-    called on that thread); it is started on the first cache miss and stopped
-    at interpreter exit.
+    threads at once. A single file is downloaded in the calling thread on
+    the standard library's ``http.client``, over connections kept alive from
+    one call to the next (the ``transport`` setting, ``SUREFETCH_TRANSPORT``,
+    chooses: ``auto``, ``stdlib`` or ``aiohttp``); an extraction, or the
+    aiohttp transport, runs on surefetch's own event loop thread (then
+    ``progress`` is called on that thread), started on the first such call
+    and stopped at interpreter exit.
 
     Example:
         >>> import surefetch
@@ -60,10 +63,56 @@ def fetch(
         hit = cached_result(resolve(request), open_cache(cache), started=time.monotonic())
         if hit is not None:
             return hit.path
+    return fetch_result(args).path
+
+
+def fetch_result(args: FetchArgs) -> FetchResult:
+    """The `FetchResult` of the fetch that ``args`` describe, from synchronous code.
+
+    A single file goes over the transport that `on_stdlib` picks; the rest
+    runs the asynchronous core on surefetch's loop thread.
+    """
+    if on_stdlib(args):
+        from surefetch._fetch.sync_file import fetch_file_sync
+
+        return fetch_file_sync(args)
     from surefetch._fetch.async_api import fetch_with
     from surefetch._run_sync import run_sync
 
-    return run_sync(fetch_with(args)).path
+    return run_sync(fetch_with(args))
+
+
+def on_stdlib(args: FetchArgs) -> bool:
+    """Whether the fetch of ``args`` runs on the standard-library transport.
+
+    The ``transport`` setting decides: ``aiohttp`` never, ``stdlib`` for
+    every single-file fetch, and ``auto`` (the default) likewise unless a
+    proxy in the environment is one that only aiohttp speaks (TLS to the
+    proxy). An extraction always runs on aiohttp: it streams into the
+    extractor on the event loop.
+
+    Example:
+        >>> on_stdlib(FetchArgs("https://example.org/a.tar.gz", extract=True))
+        False
+    """
+    if args.extract or args.extract_to is not None:
+        return False
+    from surefetch._config import TRANSPORT, resolve as resolve_setting
+
+    choice = resolve_setting(TRANSPORT)
+    if choice != "auto":
+        return choice == "stdlib"
+    from surefetch._errors import ConfigError
+    from surefetch._http.stdlib_pool import proxy_for
+
+    try:
+        for url in (args.url, *args.mirrors):
+            proxy_for(url)
+    except ConfigError:
+        return False
+    except ValueError:
+        return True  # a bad URL: the fetch itself says what is wrong with it
+    return True
 
 
 def fetch_many(

@@ -4,12 +4,11 @@ Each host has a token bucket. A first attempt is free; every retry takes a
 token. While a host keeps failing, the bucket empties and retries to it are
 spaced out to the refill rate, whatever the number of downloads waiting on
 it: an outage costs the server a trickle, not a storm. The bookkeeping is
-pure (the clock is passed in); only `HostRetryBudget.acquire` sleeps.
+pure (the clock is passed in); only `HostRetryBudget.acquire` and its synchronous twin sleep.
 """
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from dataclasses import dataclass
@@ -58,9 +57,18 @@ class HostRetryBudget:
 
     async def acquire(self, host: str, *, skip_wait: bool = False) -> float:
         """Wait for a retry token for ``host``; returns the time waited (or skipped)."""
+        import asyncio  # only async callers get here: the sync path stays without it
+
         wait = self.reserve(host, now=time.monotonic())
         if wait > 0 and not skip_wait:
             await asyncio.sleep(wait)
+        return wait
+
+    def acquire_sync(self, host: str, *, skip_wait: bool = False) -> float:
+        """`acquire` for synchronous code: waits with ``time.sleep``."""
+        wait = self.reserve(host, now=time.monotonic())
+        if wait > 0 and not skip_wait:
+            time.sleep(wait)
         return wait
 
 

@@ -150,15 +150,22 @@ class PartialFile:
         tmp.write_text(json.dumps(asdict(validator)), encoding="utf-8")
         os.replace(tmp, self.sidecar)
 
-    def append(self, chunk: bytes) -> None:
+    def append(self, chunk: bytes | memoryview) -> None:
         """Write ``chunk`` at the end and hash it: the two never disagree."""
+        self.append_unhashed(chunk)
+        self.hasher.update(chunk)
+
+    def append_unhashed(self, chunk: bytes | memoryview) -> None:
+        """Write ``chunk`` at the end; the caller hashes it, in order, before the hash is read.
+
+        For a body loop that hashes on a second thread while it receives.
+        """
         if self._file is None:
             self._file = self.path.open("ab", buffering=0)
         view = memoryview(chunk)
         while view:  # a short write (a full disk, a signal) must not lose bytes
             written = self._file.write(view)
             view = view[written:]
-        self.hasher.update(chunk)
         self.size += len(chunk)
         if self.reader is not None:
             self.reader.advance(self.size)

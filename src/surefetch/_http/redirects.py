@@ -9,6 +9,7 @@ caller allows it. Credentials go only to the origin they were given for.
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from surefetch._errors import DownloadError
@@ -19,6 +20,8 @@ MAX_REDIRECTS = 10
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+
+logger = logging.getLogger("surefetch")
 
 
 class RedirectError(DownloadError):
@@ -105,6 +108,28 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     except ValueError:
         port = None
     return scheme, (parts.hostname or ""), port or _DEFAULT_PORTS.get(scheme)
+
+
+def follow_redirect(
+    current: str, location: str, headers: dict[str, str], *, allow_insecure: bool
+) -> tuple[str, dict[str, str]]:
+    """Where a redirect from ``current`` leads, and the headers to send there.
+
+    The target is `redirect_target`'s (which raises for a redirect not to
+    follow); ``Authorization`` is dropped when the target is of another
+    origin, as browsers do: credentials are for the origin they were given
+    for. Both transports follow redirects through this function.
+
+    Example:
+        >>> follow_redirect("https://h/a", "https://other/a", {"Authorization": "Basic x"},
+        ...                 allow_insecure=False)
+        ('https://other/a', {})
+    """
+    target = redirect_target(current, location, allow_insecure=allow_insecure)
+    if not same_origin(current, target):
+        headers = {k: v for k, v in headers.items() if k != "Authorization"}
+    logger.info("Following the redirect from %s to %s", redact_url(current), redact_url(target))
+    return target, headers
 
 
 def too_many_redirects(first: str, last: str) -> RedirectError:

@@ -1,0 +1,191 @@
+"""A file fetched on the standard-library transport: the synchronous single-download path.
+
+The same pipeline as `surefetch._fetch.file` on aiohttp (cache lookup, the
+key's lock, lookup again, download with retries, resume and mirrors, verify,
+commit), with every decision taken from the same shared code
+(`surefetch._fetch.url_download`, `surefetch._http.exchange`, the retry
+engine's `retrying` loop, `commit_download`), and the bytes moved by
+`http.client` on the process's kept connections. No event loop, no thread
+per download, and neither asyncio nor aiohttp is imported, which is what
+makes a command-line miss start about as fast as Python itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+
+from surefetch._errors import ConfigError
+from surefetch._fetch.commit import commit_download
+from surefetch._fetch.disk_full import dropping_partial_when_full
+from surefetch._fetch.options import FetchArgs, Options
+from surefetch._fetch.request import (
+    FetchResult,
+    Resolved,
+    cached_result,
+    deadline_passed,
+    downloaded,
+    offline_miss,
+    resolve,
+)
+from surefetch._fetch.single_flight import single_flight_sync
+from surefetch._fetch.url_download import UrlDownload, all_failed, scrubbing, url_failed, verify
+from surefetch._http.headers import basic_authorization
+from surefetch._http.partial import PartialFile
+from surefetch._http.stats import DownloadStats
+from surefetch._http.sync_attempt import DeadlinePassed, Timeouts, download_attempt_sync
+from surefetch._retry.budget import no_wait_active
+from surefetch._retry.loops import retrying
+from surefetch._retry.policy import RetryPolicy
+from surefetch._url import ParsedURL, filename_from_url
+
+_logger = logging.getLogger("surefetch")
+
+
+def fetch_file_sync(args: FetchArgs) -> FetchResult:
+    """Fetch the file that ``args`` describe (no extraction) on the standard-library transport."""
+    options = args.options()
+    resolved = resolve(args.request())
+    started = time.monotonic()
+    deadline = options.policy.deadline
+    timeouts = Timeouts(
+        connect=options.connect_timeout,
+        read=options.read_timeout,
+        deadline=None if deadline is None else started + deadline,
+    )
+    store = _SyncFileStore(resolved, options, started, timeouts)
+    try:
+        return single_flight_sync(store, refresh=options.refresh, offline=options.offline)
+    except DeadlinePassed:
+        assert deadline is not None
+        raise deadline_passed(resolved, deadline) from None
+
+
+@dataclass(frozen=True, slots=True)
+class _SyncFileStore:
+    """The `SyncStore` of a downloaded file in the downloads bucket."""
+
+    resolved: Resolved
+    options: Options
+    started: float
+    timeouts: Timeouts
+
+    def lock(self) -> AbstractContextManager[None]:
+        return self.options.cache.lock(self.resolved.bucket, self.resolved.key)
+
+    def lookup(self) -> FetchResult | None:
+        return cached_result(self.resolved, self.options.cache, started=self.started)
+
+    def offline_error(self) -> Exception:
+        return offline_miss(self.resolved, self.options.cache)
+
+    def produce(self) -> FetchResult:
+        resolved, options, cache = self.resolved, self.options, self.options.cache
+        _logger.info(
+            "Cache miss: %s is not in %s; downloading it", resolved.primary.redacted, cache.root
+        )
+        partial_path = cache.partial_path(resolved.bucket, resolved.key)
+        with dropping_partial_when_full(partial_path):
+            stats = DownloadStats()
+            url, partial, digest = _download_any(
+                resolved, partial_path, options=options, stats=stats, timeouts=self.timeouts
+            )
+            entry = commit_download(
+                resolved,
+                options,
+                partial,
+                digest,
+                url=url.redacted,
+                store=lambda meta: cache.commit_file(
+                    resolved.bucket,
+                    resolved.key,
+                    partial.path,
+                    filename=filename_from_url(url.url),
+                    meta=meta,
+                ),
+            )
+            partial.sidecar.unlink(missing_ok=True)
+            return downloaded(
+                resolved, entry.path, digest, partial.size, stats=stats, started=self.started
+            )
+
+
+def _download_any(
+    resolved: Resolved,
+    partial_path: Path,
+    *,
+    options: Options,
+    stats: DownloadStats,
+    timeouts: Timeouts,
+) -> tuple[ParsedURL, PartialFile, str]:
+    """`surefetch._fetch.mirrors.download_any`, blocking: the URL, else each mirror; verified."""
+    policy = scrubbing(options.policy, resolved.redactor)
+    failures: list[tuple[ParsedURL, BaseException]] = []
+    for index, url in enumerate(resolved.urls):
+        stats.urls_tried.append(url.redacted)
+        try:
+            partial = _download_one_url(
+                url,
+                partial_path,
+                options=options,
+                policy=policy,
+                stats=stats,
+                independent=index > 0,
+                resolved=resolved,
+                timeouts=timeouts,
+            )
+            digest = verify(partial, url=url, sha256=resolved.sha256, size=resolved.size)
+        except (ConfigError, DeadlinePassed):
+            raise
+        except Exception as error:
+            url_failed(resolved, index, error, failures, partial_path)
+            continue
+        return url, partial, digest
+    raise all_failed(failures, resolved.redactor)
+
+
+def _download_one_url(
+    url: ParsedURL,
+    partial_path: Path,
+    *,
+    options: Options,
+    policy: RetryPolicy,
+    stats: DownloadStats,
+    independent: bool,
+    resolved: Resolved,
+    timeouts: Timeouts,
+) -> PartialFile:
+    """Download ``url`` into the partial file with retries and resume (see `UrlDownload`)."""
+    authorization = basic_authorization(url.username, url.password)
+    partial = PartialFile.open(partial_path, url=url.url, label=url.redacted)
+    download = UrlDownload(url, partial, policy=policy, sha256=resolved.sha256, size=resolved.size)
+    if download.found_complete():
+        return partial
+    first = True
+    try:
+        for attempt in retrying(
+            policy=download.policy, operation=f"GET {url.redacted}", independent=independent
+        ):
+            with attempt:
+                if not first:
+                    options.host_budget.acquire_sync(url.host, skip_wait=no_wait_active())
+                first = False
+                if download.before_attempt():
+                    stats.attempts += 1
+                    download_attempt_sync(
+                        url,
+                        partial,
+                        authorization=authorization,
+                        checked=download.checked,
+                        allow_insecure_redirects=options.allow_insecure_redirects,
+                        stats=stats,
+                        progress=options.progress,
+                        timeouts=timeouts,
+                    )
+                download.after_attempt()
+    finally:
+        partial.close()
+    return partial

@@ -1,0 +1,389 @@
+"""One request on the standard-library transport: the twin of `surefetch._http.attempt`.
+
+`http.client` sends the request and parses the reply; every decision (the
+range to ask for, what a reply means, where a redirect leads, whether the
+body ended where it should) is made by the shared code of
+`surefetch._http.exchange` and `surefetch._http.redirects`, which the aiohttp
+attempt calls too. This module moves bytes: it reads the body with
+``readinto`` into reused 1 MiB buffers and writes them to the partial file as
+they come; for a large body the sha256 runs on a second thread, in order,
+while the next buffer is received, so hashing costs no wall time on two cores.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+from surefetch._http.exchange import check_body_end, range_note, request_headers, take_reply
+from surefetch._http.headers import shown_headers
+from surefetch._http.partial import PartialFile
+from surefetch._http.redirects import (
+    MAX_REDIRECTS,
+    REDIRECT_STATUSES,
+    follow_redirect,
+    too_many_redirects,
+)
+from surefetch._http.stats import DownloadStats, ProgressCallback
+from surefetch._http.stdlib_pool import USER_AGENT, Pool, Target, pool, target_of
+from surefetch._http.writeback import Writeback
+from surefetch._url import ParsedURL, redact_url
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import hashlib
+
+logger = logging.getLogger("surefetch")
+
+CHUNK_SIZE = 1 << 20
+# Below this many bytes to go, hashing on a second thread costs more than it saves.
+_THREADED_HASH_FROM = 8 << 20
+# Buffers in flight between the receiving thread and the hashing one.
+_BUFFERS = 4
+# A redirect's or an error's body up to this size is read so the connection stays alive.
+_DRAIN_LIMIT = 64 << 10
+
+
+class DeadlinePassed(Exception):
+    """The fetch's deadline passed during a request: never retried, told by the caller."""
+
+    surefetch_transient = False
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """How long to wait: to connect, for the next bytes, and the whole fetch's end.
+
+    ``deadline`` is a `time.monotonic` instant, or None.
+
+    Example:
+        >>> Timeouts(connect=10.0, read=30.0, deadline=None).for_read()
+        30.0
+    """
+
+    connect: float
+    read: float
+    deadline: float | None
+
+    def _bounded(self, seconds: float) -> float:
+        if self.deadline is None:
+            return seconds
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise DeadlinePassed
+        return min(seconds, left)
+
+    def for_connect(self) -> float:
+        """The connect timeout, cut to what is left before the deadline."""
+        return self._bounded(self.connect)
+
+    def for_read(self) -> float:
+        """The read timeout, cut to what is left before the deadline."""
+        return self._bounded(self.read)
+
+    def passed(self) -> bool:
+        """Whether the deadline has passed."""
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+
+def download_attempt_sync(
+    url: ParsedURL,
+    partial: PartialFile,
+    *,
+    authorization: str | None,
+    checked: bool,
+    allow_insecure_redirects: bool = False,
+    stats: DownloadStats,
+    progress: ProgressCallback | None = None,
+    timeouts: Timeouts,
+    connections: Pool = pool,
+) -> None:
+    """Make one request for ``url`` and append its body to ``partial``.
+
+    What `surefetch._http.attempt.download_attempt` does, on `http.client`
+    and the process's kept connections. Raises `DeadlinePassed` when the
+    deadline passes while it runs.
+    """
+    headers = request_headers(partial, authorization=authorization, checked=checked)
+    asked_from = partial.size
+    exchange = _get(url.url, headers, allow_insecure_redirects, timeouts, connections)
+    response = exchange.response
+    done = False
+    try:
+        verdict = take_reply(
+            partial,
+            url,
+            status=response.status,
+            reason=response.reason or "",
+            header=response.getheader,
+            content_length=_content_length(response),
+            sent=headers,
+            asked_from=asked_from,
+            stats=stats,
+        )
+        try:
+            _read_body(exchange, partial, verdict.total, progress, timeouts)
+        except TimeoutError:
+            if timeouts.passed():
+                raise DeadlinePassed from None
+            raise
+        check_body_end(partial, url, verdict)
+        done = True
+    finally:
+        exchange.finish(reusable=done)
+
+
+def _content_length(response: http.client.HTTPResponse) -> int | None:
+    value = response.getheader("Content-Length")
+    if value is None or not value.strip().isdigit():
+        return None
+    return int(value)
+
+
+class _Exchange:
+    """A reply being read, and the connection it came on (given back once read whole)."""
+
+    def __init__(
+        self,
+        target: Target,
+        connection: http.client.HTTPConnection,
+        response: http.client.HTTPResponse,
+        connections: Pool,
+    ) -> None:
+        self.target = target
+        self.connection = connection
+        self.response = response
+        self._connections = connections
+
+    def finish(self, *, reusable: bool) -> None:
+        """Give the connection back if its reply was read to the end, else close it."""
+        response = self.response
+        if reusable and response.isclosed() and not response.will_close:
+            self._connections.give_back(self.target, self.connection)
+        else:
+            self.connection.close()
+
+    def discard_body(self) -> None:
+        """Read a small body to its end (so the connection stays alive), else close."""
+        response = self.response
+        length = response.length
+        reusable = False
+        if length is not None and length <= _DRAIN_LIMIT and not response.will_close:
+            try:
+                response.read()
+                reusable = True
+            except (OSError, http.client.HTTPException):
+                pass  # the connection is spent: closed below
+        self.finish(reusable=reusable)
+
+
+def _get(
+    url: str,
+    headers: dict[str, str],
+    allow_insecure: bool,
+    timeouts: Timeouts,
+    connections: Pool,
+) -> _Exchange:
+    """GET ``url``, following redirects (each judged before it is followed)."""
+    current = url
+    for _ in range(MAX_REDIRECTS + 1):
+        logger.info("GET %s%s", redact_url(current), range_note(headers))
+        sent_headers = {"User-Agent": USER_AGENT, **headers}
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("Request headers: %s", shown_headers(sent_headers))
+        sent = time.monotonic()
+        target = target_of(current)
+        exchange = _request(target, sent_headers, timeouts, connections)
+        response = exchange.response
+        location = response.getheader("Location")
+        logger.info(
+            "%d %s from %s (%.3fs)",
+            response.status,
+            response.reason or "",
+            redact_url(current),
+            time.monotonic() - sent,
+        )
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("Response headers: %s", shown_headers(response.getheaders()))
+        if response.status not in REDIRECT_STATUSES or location is None:
+            return exchange
+        exchange.discard_body()  # a redirect's body is not wanted
+        current, headers = follow_redirect(
+            current, location, headers, allow_insecure=allow_insecure
+        )
+    raise too_many_redirects(url, current)
+
+
+def _request(
+    target: Target, headers: dict[str, str], timeouts: Timeouts, connections: Pool
+) -> _Exchange:
+    """Send the request for ``target`` and read its status line and headers."""
+    proxy = target.proxy
+    # Through a tunnel (https) the proxy's credentials went with the CONNECT.
+    if proxy is not None and proxy.authorization is not None and target.scheme == "http":
+        headers = {**headers, "Proxy-Authorization": proxy.authorization}
+    connection = connections.take(target, timeout=timeouts.for_connect())
+    try:
+        sock = connection.sock
+        if sock is not None:
+            sock.settimeout(timeouts.for_read())
+        connection.request("GET", target.path, headers=headers)
+        response = connection.getresponse()
+    except TimeoutError:
+        connection.close()
+        if timeouts.passed():
+            raise DeadlinePassed from None
+        raise
+    except BaseException:
+        connection.close()
+        raise
+    return _Exchange(target, connection, response, connections)
+
+
+def _read_body(
+    exchange: _Exchange,
+    partial: PartialFile,
+    total: int | None,
+    progress: ProgressCallback | None,
+    timeouts: Timeouts,
+) -> None:
+    """Append the body to ``partial`` as it arrives, 1 MiB at a time.
+
+    Every byte received is written before the error that stopped the body
+    is raised, so the next attempt resumes after every byte that arrived.
+    """
+    reader = _BodyReader(exchange.response)
+    sock = exchange.connection.sock
+    bounded = timeouts.deadline is not None and sock is not None
+    large = total is None or total - partial.size >= _THREADED_HASH_FROM
+    hashing = _HashThread(partial.hasher) if large else None
+    writeback = Writeback(partial.path, partial.size) if large else None
+    buffers = [memoryview(bytearray(CHUNK_SIZE)) for _ in range(_BUFFERS if large else 1)]
+    try:
+        while True:
+            index = 0 if hashing is None else hashing.free()
+            if bounded:
+                assert sock is not None
+                sock.settimeout(timeouts.for_read())
+            received, error = reader.fill(buffers[index])
+            if not received:
+                if hashing is not None:
+                    hashing.give_back(index)
+            else:
+                chunk = buffers[index][:received]
+                if hashing is None:
+                    partial.append(chunk)
+                else:
+                    try:
+                        partial.append_unhashed(chunk)
+                    except BaseException:
+                        hashing.give_back(index)
+                        raise
+                    hashing.hash(index, chunk)
+                if writeback is not None:
+                    writeback.written(partial.size)
+                if progress is not None:
+                    progress(partial.size, total)
+            if error is not None:
+                raise error
+            if not received:
+                break
+    finally:
+        if hashing is not None:
+            hashing.join()
+        if writeback is not None:
+            writeback.close()
+        partial.close()
+    if progress is not None:
+        progress(partial.size, total)
+
+
+class _BodyReader:
+    """Fills buffers from a reply's body, keeping what arrived before a failure.
+
+    A body of known length (``Content-Length``, not chunked; `http.client`
+    said which) is read with ``readinto1``, one receive at a time, stopping
+    exactly at its end, so that a failure mid-buffer loses none of the bytes
+    that came before it; the reply is then closed, which leaves the
+    connection ready for the next request. Any other body is read through
+    `http.client`'s own ``readinto``, which decodes chunks.
+    """
+
+    def __init__(self, response: http.client.HTTPResponse) -> None:
+        self._response = response
+        length = response.length
+        self._remaining = None if response.chunked or length is None else length
+
+    def fill(self, buffer: memoryview) -> tuple[int, BaseException | None]:
+        """Fill ``buffer`` as far as the body goes; the bytes put in it, and the error met."""
+        remaining = self._remaining
+        if remaining is None:
+            try:
+                return self._response.readinto(buffer), None
+            except Exception as failed:
+                return 0, failed
+        fp = self._response.fp
+        want = min(len(buffer), remaining)
+        filled = 0
+        met: BaseException | None = None
+        try:
+            while filled < want:
+                got = fp.readinto1(buffer[filled:want])
+                if not got:
+                    break  # the server closed early: the shared end check tells it
+                filled += got
+        except Exception as failure:
+            met = failure
+        self._remaining = remaining - filled
+        if met is not None:
+            return filled, met
+        if self._remaining == 0:
+            self._response.close()  # read to its end: the connection may be kept
+        return filled, None
+
+
+class _HashThread:
+    """A thread that hashes the received buffers in order while the next ones arrive.
+
+    Started per large body and joined at its end: nothing runs between
+    downloads. The receiving thread takes a free buffer index (`free`),
+    fills it, and hands it over (`hash`); the thread hashes it and frees it.
+    `join` waits for every handed-over buffer, so the partial file's hash
+    always covers its bytes once the body loop has ended, however it ended.
+    """
+
+    def __init__(self, hasher: hashlib._Hash) -> None:
+        self._hasher = hasher
+        self._full: queue.SimpleQueue[tuple[int, memoryview] | None] = queue.SimpleQueue()
+        self._free: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for index in range(_BUFFERS):
+            self._free.put(index)
+        self._thread = threading.Thread(target=self._run, name="surefetch-hash", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._full.get()) is not None:
+            index, chunk = item
+            self._hasher.update(chunk)
+            self._free.put(index)
+
+    def free(self) -> int:
+        """The index of a buffer that may be filled (waits for the hasher if none is)."""
+        return self._free.get()
+
+    def give_back(self, index: int) -> None:
+        """Return a buffer that was taken but not filled."""
+        self._free.put(index)
+
+    def hash(self, index: int, chunk: memoryview) -> None:
+        """Hash ``chunk`` (a view of buffer ``index``) after those handed over before it."""
+        self._full.put((index, chunk))
+
+    def join(self) -> None:
+        """Wait until everything handed over is hashed; the thread then ends."""
+        self._full.put(None)
+        self._thread.join()
