@@ -70,3 +70,16 @@ def _isolated_user_config(
     _config.clear_cache()
     yield
     _config.clear_cache()
+
+
+@pytest.fixture(params=["aiohttp", "stdlib"])
+def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test once on each transport of the synchronous API (``SUREFETCH_TRANSPORT``).
+
+    The protocol tests use it (``pytestmark``), so that the aiohttp and the
+    standard-library transports pass the same matrix through the same
+    servers. Processes the test starts inherit the choice.
+    """
+    name: str = request.param
+    monkeypatch.setenv("SUREFETCH_TRANSPORT", name)
+    return name

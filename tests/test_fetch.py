@@ -13,7 +13,12 @@ import pytest
 
 import surefetch
 from surefetch import DownloadError, IntegrityError, OfflineError, RetriesExhausted, RetryEvent
+from surefetch._fetch.options import FetchArgs
+from surefetch._fetch.sync_api import fetch_result
 from surefetch.testing import ChaosServer, Fault, no_wait
+
+# The protocol matrix: every test runs on both transports of the synchronous API.
+pytestmark = pytest.mark.usefixtures("transport")
 
 SIZE = 8 << 20  # big enough that one aiohttp buffer is well under 1% of it
 DATA = random.Random(1).randbytes(SIZE)
@@ -48,7 +53,8 @@ def _entries(cache: Path) -> list[Path]:
 
 
 def _result(url: str, cache: Path, **kwargs: object) -> surefetch.FetchResult:
-    return asyncio.run(surefetch.afetch_result(url, cache=cache, **kwargs))  # type: ignore[arg-type]
+    """The synchronous fetch's result, on the transport of the test's parameter."""
+    return fetch_result(FetchArgs(url, cache=cache, **kwargs))  # type: ignore[arg-type]
 
 
 def test_clean_download_is_cached_and_verified(server: ChaosServer, tmp_path: Path) -> None:

@@ -25,6 +25,9 @@ import trustme
 import surefetch
 from surefetch.testing import ChaosServer
 
+# The protocol matrix: every test runs on both transports of the synchronous API.
+pytestmark = pytest.mark.usefixtures("transport")
+
 FILES = {f"/f{i}.bin": bytes([i]) * (1000 + i) for i in range(12)}
 
 
@@ -67,6 +70,7 @@ def test_the_tls_context_is_built_once_and_again_only_when_the_bundle_changes(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+
     built: list[str | None] = []
     create = ssl.create_default_context
 

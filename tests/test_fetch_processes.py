@@ -18,6 +18,9 @@ from archives import Dir, File, make_archive
 from surefetch._extract.archive import ArchiveFormat
 from surefetch.testing import ChaosServer, Fault
 
+# The protocol matrix: every test runs on both transports of the synchronous API.
+pytestmark = pytest.mark.usefixtures("transport")
+
 DATA = random.Random(2).randbytes(4 << 20)
 SHA = hashlib.sha256(DATA).hexdigest()
 

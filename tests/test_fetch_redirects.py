@@ -14,6 +14,9 @@ from surefetch import DownloadError, RetryEvent
 from surefetch._cli.main import main
 from surefetch.testing import ChaosServer, Fault, no_wait
 
+# The protocol matrix: every test runs on both transports of the synchronous API.
+pytestmark = pytest.mark.usefixtures("transport")
+
 DATA = b"plaintext bytes " * 4096
 
 
@@ -73,6 +76,7 @@ def _redirect(server: ChaosServer, to: str, *, times: int = 1) -> None:
 def test_a_redirect_from_https_to_http_is_refused(
     secure: ChaosServer, plain: ChaosServer, tmp_path: Path, events: list[RetryEvent]
 ) -> None:
+
     _redirect(secure, plain.url("/data.bin") + "?sig=t0psecret")
     url = secure.url("/data.bin", userinfo="alice:pw1234") + "?token=s3cret"
     with pytest.raises(DownloadError) as info:

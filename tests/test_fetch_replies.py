@@ -8,7 +8,6 @@ ETag and no Last-Modified.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -22,7 +21,12 @@ import surefetch
 from raw_http import Answer, RawServer, Seen
 from surefetch import DownloadError, IntegrityError, RetryEvent
 from surefetch._cli.main import main
+from surefetch._fetch.options import FetchArgs
+from surefetch._fetch.sync_api import fetch_result
 from surefetch.testing import ChaosServer, Fault, no_wait
+
+# The protocol matrix: every test runs on both transports of the synchronous API.
+pytestmark = pytest.mark.usefixtures("transport")
 
 TOTAL = 2097152  # the 2 MiB file of the report
 DATA = random.Random(10).randbytes(TOTAL)
@@ -48,7 +52,8 @@ def events() -> Iterator[list[RetryEvent]]:
 
 
 def _result(url: str, cache: Path, **kwargs: object) -> surefetch.FetchResult:
-    return asyncio.run(surefetch.afetch_result(url, cache=cache, **kwargs))  # type: ignore[arg-type]
+    """The synchronous fetch's result, on the transport of the test's parameter."""
+    return fetch_result(FetchArgs(url, cache=cache, **kwargs))  # type: ignore[arg-type]
 
 
 def _entries(cache: Path) -> list[Path]:

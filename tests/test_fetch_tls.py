@@ -13,6 +13,9 @@ import surefetch
 from surefetch import DownloadError
 from surefetch.testing import ChaosServer, no_wait
 
+# The protocol matrix: every test runs on both transports of the synchronous API.
+pytestmark = pytest.mark.usefixtures("transport")
+
 
 @pytest.fixture(scope="module")
 def authority() -> trustme.CA:
@@ -61,6 +64,7 @@ def test_ssl_cert_file_is_honoured(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+
     bundle = tmp_path / "ca.pem"
     authority.cert_pem.write_to_path(str(bundle))
     monkeypatch.setenv("SSL_CERT_FILE", str(bundle))

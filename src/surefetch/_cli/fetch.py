@@ -217,8 +217,8 @@ def run_fetch(args: argparse.Namespace) -> int:
 
     def action() -> int:
         from surefetch._config import effective
-        from surefetch._fetch.async_api import afetch_result
-        from surefetch._run_sync import run_sync
+        from surefetch._fetch.options import FetchArgs
+        from surefetch._fetch.sync_api import fetch_result
 
         effective()  # every setting present is checked, used here or not
         retries = None
@@ -244,8 +244,10 @@ def run_fetch(args: argparse.Namespace) -> int:
         # The file's name alone: no query (a secret of any length), nothing rich reads as markup.
         bar = ProgressBar(filename_from_url(args.url)) if show_bar else None
         try:
-            result = run_sync(
-                afetch_result(
+            # A plain file goes over the transport the settings pick (http.client by
+            # default: no asyncio, no aiohttp to import); --extract over aiohttp.
+            result = fetch_result(
+                FetchArgs(
                     args.url,
                     sha256=args.sha256,
                     mirrors=args.mirror,

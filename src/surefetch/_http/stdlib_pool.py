@@ -33,10 +33,14 @@ from urllib.parse import unquote, urlsplit
 
 from surefetch._errors import ConfigError, DownloadError
 from surefetch._http.headers import basic_authorization
-from surefetch._http.tls import tls_context
+from surefetch._http.tls import tls_for
 from surefetch._retry.classify import Decision, classify_status, describe, register_library_rule
 from surefetch._url import redact_url
 from surefetch._version import __version__
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import ssl
 
 USER_AGENT = f"surefetch/{__version__}"
 
@@ -112,10 +116,20 @@ class Target:
     port: int
     proxy: Proxy | None
     path: str
+    context: ssl.SSLContext | None
 
     @property
-    def key(self) -> tuple[str, str, int, str | None]:
-        return (self.scheme, self.host, self.port, None if self.proxy is None else self.proxy.url)
+    def key(self) -> _Key:
+        """What a kept connection must share to serve this target.
+
+        For https that includes the TLS context: a connection verified
+        against an old ``SSL_CERT_FILE`` is not reused once it changed.
+        """
+        proxy = None if self.proxy is None else self.proxy.url
+        return (self.scheme, self.host, self.port, proxy, id(self.context))
+
+
+_Key = tuple[str, str, int, "str | None", int]
 
 
 def target_of(url: str) -> Target:
@@ -129,7 +143,7 @@ def target_of(url: str) -> Target:
         path = url.split("#", 1)[0]  # a proxy is sent the absolute URL
     else:
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return Target(scheme, host, port, proxy, path)
+    return Target(scheme, host, port, proxy, path, tls_for(url))
 
 
 class ProxyTunnelError(DownloadError):
@@ -155,7 +169,9 @@ def connect(target: Target, *, timeout: float) -> http.client.HTTPConnection:
     host, port = (target.host, target.port) if proxy is None else (proxy.host, proxy.port)
     connection: http.client.HTTPConnection
     if target.scheme == "https":
-        connection = http.client.HTTPSConnection(host, port, timeout=timeout, context=tls_context())
+        connection = http.client.HTTPSConnection(
+            host, port, timeout=timeout, context=target.context
+        )
         if proxy is not None:
             headers = {}
             if proxy.authorization is not None:
@@ -218,7 +234,7 @@ class Pool:
     """
 
     def __init__(self) -> None:
-        self._idle: dict[tuple[str, str, int, str | None], list[http.client.HTTPConnection]] = {}
+        self._idle: dict[_Key, list[http.client.HTTPConnection]] = {}
         self._lock = threading.Lock()
 
     def take(self, target: Target, *, timeout: float) -> http.client.HTTPConnection:
@@ -236,8 +252,9 @@ class Pool:
 
     def give_back(self, target: Target, connection: http.client.HTTPConnection) -> None:
         """Keep ``connection`` (its last reply read to the end) for the next request."""
+        key = target.key
         with self._lock:
-            idle = self._idle.setdefault(target.key, [])
+            idle = self._idle.setdefault(key, [])
             if len(idle) < _KEEP_PER_KEY:
                 idle.append(connection)
                 return
