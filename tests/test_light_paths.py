@@ -8,8 +8,10 @@ A module added to a light path has to be added here, on purpose.
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -227,3 +229,68 @@ def test_cli_wheel_hit_of_a_platform_wheel_this_interpreter_built(tmp_path: Path
     )
     modules, heavy = loaded_heavy(code, str(cache), str(sdist), cwd=tmp_path)
     assert sorted(modules - WHEEL_CLI_HIT) == [] and heavy == []
+
+
+# A miss of one file (issue 14): downloaded on the standard-library transport,
+# so neither asyncio nor aiohttp (nor the thread pools, nor urllib.request when
+# no proxy is set) is loaded. argparse, ssl and filelock are: the command line,
+# http.client and the per-key lock need them.
+MISS_HEAVY = (
+    "asyncio",
+    "aiohttp",
+    "rich",
+    "zstandard",
+    "tarfile",
+    "concurrent.futures",
+    "urllib.request",
+    "surefetch._run_sync",
+    "surefetch._fetch.async_api",
+)
+
+
+def loaded_on_miss(code: str, *args: str, cwd: Path) -> tuple[set[str], list[str]]:
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.lower().endswith("_proxy") and name != "SUREFETCH_TRANSPORT"
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", f"{code}\n{REPORT}", *args, ",".join(MISS_HEAVY)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=cwd,
+        env=environment,
+    )
+    modules, heavy = ast.literal_eval(done.stderr.strip().splitlines()[-1])
+    return set(modules), heavy
+
+
+@pytest.fixture(scope="module")
+def small_file() -> Iterator[str]:
+    with ChaosServer(files={"/small-1.0.txt": b"payload" * 100}) as server:
+        yield server.url("/small-1.0.txt")
+
+
+def test_cli_miss_loads_no_asyncio_nor_aiohttp(small_file: str, tmp_path: Path) -> None:
+    code = (
+        "import os, sys; os.environ['SUREFETCH_CACHE_DIR'] = sys.argv[1]\n"
+        "sys.argv = ['surefetch', 'fetch', '-q', sys.argv[2]]\n"
+        "from surefetch._cli.main import main\n"
+        "assert main() == 0\n"
+        "assert 'surefetch._http.sync_attempt' in sys.modules  # it did download"
+    )
+    _, heavy = loaded_on_miss(code, str(tmp_path / "cache"), small_file, cwd=tmp_path)
+    assert heavy == []
+    assert list((tmp_path / "cache").rglob("small-1.0.txt"))
+
+
+def test_library_miss_loads_no_asyncio_nor_aiohttp(small_file: str, tmp_path: Path) -> None:
+    code = (
+        "import sys, surefetch\n"
+        "path = surefetch.fetch(sys.argv[2], cache=sys.argv[1])\n"
+        "assert path.read_bytes() == b'payload' * 100\n"
+        "assert 'surefetch._http.sync_attempt' in sys.modules  # it did download"
+    )
+    _, heavy = loaded_on_miss(code, str(tmp_path / "cache"), small_file, cwd=tmp_path)
+    assert heavy == []
