@@ -8,7 +8,9 @@ server whose certificate comes from a throwaway trustme CA, trusted through
 ``SSL_CERT_FILE`` / ``REQUESTS_CA_BUNDLE``), and times, in this one process,
 per file:
 
-* ``surefetch.fetch`` called in a loop, into a fresh cache;
+* ``surefetch.fetch`` called in a loop, into a fresh cache (the default
+  transport: ``http.client``), and again with ``SUREFETCH_TRANSPORT=aiohttp``
+  (the loop thread);
 * ``surefetch.afetch`` awaited in a loop, inside one ``asyncio.run``;
 * ``surefetch.fetch_many`` on all the URLs at once;
 * ``pooch.retrieve`` called in a loop (no hash);
@@ -70,6 +72,18 @@ def _surefetch_loop(urls: list[str], out: Path) -> None:
 
     for url in urls:
         surefetch.fetch(url, cache=out)
+
+
+def _surefetch_aiohttp_loop(urls: list[str], out: Path) -> None:
+    """`surefetch.fetch` on the aiohttp transport (its loop thread), as before issue 14."""
+    import surefetch
+
+    os.environ["SUREFETCH_TRANSPORT"] = "aiohttp"
+    try:
+        for url in urls:
+            surefetch.fetch(url, cache=out)
+    finally:
+        del os.environ["SUREFETCH_TRANSPORT"]
 
 
 def _afetch_loop(urls: list[str], out: Path) -> None:
@@ -139,6 +153,7 @@ def _fsync_floor(urls: list[str], out: Path) -> None:
 
 WAYS: dict[str, Callable[[list[str], Path], None]] = {
     "`surefetch.fetch` in a loop": _surefetch_loop,
+    "`surefetch.fetch` in a loop, transport=aiohttp": _surefetch_aiohttp_loop,
     "`surefetch.afetch` awaited in a loop": _afetch_loop,
     "`surefetch.fetch_many`": _fetch_many,
     "`pooch.retrieve` in a loop": _pooch_loop,
@@ -196,6 +211,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     os.environ.pop("SUREFETCH_CACHE_DIR", None)
+    os.environ.pop("SUREFETCH_TRANSPORT", None)
     rows: list[tuple[str, str, float, float, float]] = []
     with tempfile.TemporaryDirectory(prefix="surefetch-loop-") as temp:
         root = Path(temp) / "files"
