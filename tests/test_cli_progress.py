@@ -113,7 +113,14 @@ def test_bar_on_stderr_fits_one_line_with_stdout_captured(tmp_path: Path, column
     bars = [line for line in screen if "MB/s" in line]
     assert bars, f"no bar was drawn: {screen!r}"
     # The retry's warning line (from the stall) is a log line, free to wrap; the bar's are not.
+    # Printed while the bar is drawn, rich wraps it above the bar into lines of its own.
+    logical: list[str] = []
     for line in screen:
+        if logical and logical[-1].startswith("warning: ") and not line.startswith(NAME[:20]):
+            logical[-1] += line
+        else:
+            logical.append(line)
+    for line in logical:
         assert line.startswith("warning: ") or len(line) < columns, line
     for bar in bars:
         # One line: the name, the bar, the size and the speed, all together.
