@@ -32,11 +32,13 @@ CLI_HIT = VERSION | {
     "surefetch._cache.layout",
     "surefetch._dirs",
     "surefetch._pyproject",
+    "surefetch._config_snapshot",
 }
 LIBRARY_HIT = IMPORT | {
     "surefetch._errors",
     "surefetch._url",
     "surefetch._config",
+    "surefetch._config_snapshot",
     "surefetch._pyproject",
     "surefetch._dirs",
     "surefetch._retry",
@@ -57,6 +59,7 @@ PYTHON_FIND = IMPORT | {
     "surefetch.python",
     "surefetch._errors",
     "surefetch._config",
+    "surefetch._config_snapshot",
     "surefetch._dirs",
     "surefetch._python",
     "surefetch._python.layout",

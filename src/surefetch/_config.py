@@ -62,6 +62,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, TypeVar, cast, overload
 
+from surefetch._config_snapshot import (
+    places as snapshot_places,
+    save as save_snapshot,
+    stamps as snapshot_stamps,
+)
 from surefetch._errors import ConfigError
 from surefetch._pyproject import may_hold_tool_table
 
@@ -632,8 +637,15 @@ def load_config_file(*, cwd: str | None = None, config_dir: str | None = None) -
     cached = _cached
     if cached is not None and cached[0] == here and cached[1] == user:
         return cached[2]
+    taken = snapshot_stamps(snapshot_places(here, user)) if here else None
     files = _load(here, user)
     _cached = (here, user, files)
+    if taken is not None and files.paths:
+        # For the command line's fast path, which then need not parse these files again.
+        from surefetch._dirs import user_dir
+
+        values = {name: value for name, (value, _) in files.values.items()}
+        save_snapshot(here, user, taken, values, cache_home=user_dir("cache"))
     return files
 
 

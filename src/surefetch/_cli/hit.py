@@ -23,6 +23,7 @@ from surefetch._cache.layout import (
     entry_dir,
     light_sha256,
 )
+from surefetch._config_snapshot import Value, load, places, stamps
 from surefetch._dirs import user_dir
 from surefetch._pyproject import may_hold_tool_table
 
@@ -77,23 +78,40 @@ def _parse(words: list[str]) -> dict[str, list[str]] | None:
     return found
 
 
-def _settings_need_checking() -> bool:
-    """Whether anything besides the flags could change or invalidate the answer."""
-    if any(k.startswith("SUREFETCH_") and k not in _ENV_ALLOWED for k in os.environ):
-        return True
+def _file_values() -> dict[str, Value] | None:
+    """The config files' checked values ({} when there are none), or None if they need reading.
+
+    They come from the record the full path keeps (`surefetch._config_snapshot`)
+    while no config file has changed since; a ``pyproject.toml`` that does not
+    configure surefetch is no config file.
+    """
     try:
-        if os.path.exists("surefetch.toml"):
-            return True
-        with open("pyproject.toml", "rb") as project:
-            if may_hold_tool_table(project.read()):  # the same test as _config's
-                return True
+        cwd = os.getcwd()
     except OSError:
-        pass
-    return os.path.exists(os.path.join(user_dir("config"), "surefetch.toml"))
+        return None
+    config_dir = user_dir("config")
+    taken = stamps(places(cwd, config_dir))
+    if taken is None:
+        return None
+    project_toml, pyproject, user_toml = taken
+    if project_toml == "-" and user_toml == "-":
+        if pyproject == "-":
+            return {}
+        try:
+            with open(os.path.join(cwd, "pyproject.toml"), "rb") as project:
+                if not may_hold_tool_table(project.read()):  # the same test as _config's
+                    return {}
+        except OSError:
+            return None
+    return load(cwd, config_dir, cache_home=user_dir("cache"))
 
 
 def _cache_root(flag: str | None) -> str | None:
-    if _settings_need_checking():
+    from_files = None
+    if not any(k.startswith("SUREFETCH_") and k not in _ENV_ALLOWED for k in os.environ):
+        from_files = _file_values()
+    if from_files is None:
+        # Something to check that only the full path knows how to: let it say.
         from surefetch._config import CACHE_DIR, effective, resolve
         from surefetch._errors import ConfigError
 
@@ -107,6 +125,9 @@ def _cache_root(flag: str | None) -> str | None:
     value = os.environ.get("SUREFETCH_CACHE_DIR", "").strip()
     if value:
         return os.path.abspath(os.path.expanduser(value))
+    configured = from_files.get("cache_dir")
+    if isinstance(configured, str) and configured:
+        return configured  # made absolute when the file was read
     return user_dir("cache")
 
 
