@@ -30,6 +30,7 @@ CLI_HIT = VERSION | {
     "surefetch._cli.hit",
     "surefetch._cache",
     "surefetch._cache.layout",
+    "surefetch._cache.freshness",
     "surefetch._dirs",
     "surefetch._pyproject",
 }
@@ -45,6 +46,7 @@ LIBRARY_HIT = IMPORT | {
     "surefetch._cache.layout",
     "surefetch._cache.names",
     "surefetch._cache.entry",
+    "surefetch._cache.freshness",
     "surefetch._cache.store",
     "surefetch._http",
     "surefetch._http.aiohttp_support",
