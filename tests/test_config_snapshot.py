@@ -160,3 +160,25 @@ def test_a_cache_hit_in_a_configured_project_follows_every_edit(tmp_path: Path) 
         failed = _cli("fetch", url, cwd=project, env=env)
         assert failed.returncode == 2
         assert "http_retries" in failed.stderr and str(pyproject) in failed.stderr
+
+
+def test_a_recorded_max_age_decides_freshness_on_the_fast_path(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SUREFETCH_")}
+    env["SUREFETCH_CACHE_DIR"] = str(tmp_path / "cache")
+    pyproject = project / "pyproject.toml"
+    with ChaosServer(files={"/a.bin": b"A" * 1000}) as server:
+        url = server.url("/a.bin")
+        pyproject.write_text("[tool.surefetch]\nmax_age = 0\n")
+        # Filled, then asked again: the fast path, reading max_age from the record,
+        # does not answer with the file the server said was fresh for a while.
+        for requests in (1, 2):
+            done = _cli("fetch", url, "-q", cwd=project, env=env)
+            assert done.returncode == 0, done.stderr
+            assert server.request_count() == requests
+        pyproject.write_text("[tool.surefetch]\nmax_age = 3600\n")
+        for expected in ("parsed", "recorded"):
+            done = _cli("fetch", url, "-q", cwd=project, env=env)
+            assert (done.returncode, done.stderr.split()[-1]) == (0, expected), done.stderr
+        assert server.request_count() == 2  # fresh for an hour: no request

@@ -382,6 +382,20 @@ OFFLINE: Setting[bool] = Setting(
     help="use the cache only, never the network",
     why="off: a cache miss downloads, which is what a download tool is for",
 )
+# The longest max_age: ten years, which is "forever" for a download cache.
+MAX_AGE_LIMIT = 10 * 365 * 86400.0
+MAX_AGE: Setting[float | None] = Setting(
+    name="max_age",
+    env="SUREFETCH_MAX_AGE",
+    flag="--max-age",
+    convert=_seconds(0.0, MAX_AGE_LIMIT, optional=True),
+    allowed=f"expected a number of seconds from 0 to {MAX_AGE_LIMIT:g}, or 'none'",
+    default=None,
+    help="seconds a URL-keyed cache entry stays fresh after the server last sent or "
+    "confirmed it, over what the server says (0: check every time)",
+    why="none: the server's Cache-Control and Expires decide (RFC 9111), as browsers, "
+    "pip and uv do",
+)
 CONCURRENCY: Setting[int] = Setting(
     name="concurrency",
     env="SUREFETCH_CONCURRENCY",
@@ -446,6 +460,7 @@ SETTINGS: tuple[Setting[Any], ...] = (
     HTTP_TIMEOUT,
     LOCK_TIMEOUT,
     OFFLINE,
+    MAX_AGE,
     CONCURRENCY,
     ALLOW_INSECURE_REDIRECTS,
     PYTHON_INSTALL_DIR,

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -64,8 +65,12 @@ async def _download_one_url(
     reader: Follower | None,
     sha256: str | None,
     size: int | None,
-) -> PartialFile:
+    conditional: Mapping[str, str] | None = None,
+) -> PartialFile | None:
     """Download ``url`` into the partial file with retries and resume.
+
+    With ``conditional`` headers (a revalidation), None when the server
+    answered ``304 Not Modified``: the cached copy is current.
 
     An attempt that failed after moving the download forward is followed at
     once, without a backoff wait: the server was answering, the connection
@@ -105,6 +110,7 @@ async def _download_one_url(
 
     attempt_policy = policy.replace(classify=classify_with_progress)
     first = True
+    not_modified = False
     try:
         async for attempt in aretrying(
             policy=attempt_policy, operation=f"GET {url.redacted}", independent=independent
@@ -116,7 +122,7 @@ async def _download_one_url(
                 size_before_attempt = partial.size
                 if not partial.complete:
                     stats.attempts += 1
-                    await download_attempt(
+                    not_modified = await download_attempt(
                         sessions.get(),
                         url,
                         partial,
@@ -125,8 +131,9 @@ async def _download_one_url(
                         allow_insecure_redirects=options.allow_insecure_redirects,
                         stats=stats,
                         progress=options.progress,
+                        conditional=conditional,
                     )
-                mismatch = _mismatch(partial, sha256=sha256, size=size)
+                mismatch = None if not_modified else _mismatch(partial, sha256=sha256, size=size)
                 if mismatch is not None and partial.unguarded and not restarted:
                     restarted = True
                     partial.restart(f"{mismatch}; {_UNGUARDED}")
@@ -136,6 +143,9 @@ async def _download_one_url(
                     )
     finally:
         partial.close()
+    if not_modified:
+        partial.discard()
+        return None
     return partial
 
 
@@ -164,6 +174,16 @@ def _verify(partial: PartialFile, *, url: ParsedURL, sha256: str | None, size: i
     return actual
 
 
+@dataclass(frozen=True, slots=True)
+class NotModified:
+    """The server answered a revalidation with ``304``: the cached copy of ``url`` is current.
+
+    What the ``304`` said about caching is in the `DownloadStats` of the fetch.
+    """
+
+    url: ParsedURL
+
+
 async def download_any(
     resolved: Resolved,
     *,
@@ -176,6 +196,29 @@ async def download_any(
 
     Returns the URL that worked, the complete partial file and its sha256.
     Must run under the key's lock: the partial file is shared by attempts.
+    """
+    found = await download_unless_current(
+        resolved, sessions=sessions, options=options, stats=stats, reader=reader
+    )
+    assert not isinstance(found, NotModified)  # nothing was asked conditionally
+    return found
+
+
+async def download_unless_current(
+    resolved: Resolved,
+    *,
+    sessions: Sessions,
+    options: Options,
+    stats: DownloadStats,
+    reader: Follower | None = None,
+    revalidate: tuple[str, Mapping[str, str]] | None = None,
+) -> tuple[ParsedURL, PartialFile, str] | NotModified:
+    """`download_any`, asking first whether a cached copy is still current.
+
+    ``revalidate`` is the (redacted) URL the cached copy came from and the
+    conditional headers for it (`surefetch._cache.freshness.conditional_headers`):
+    that URL alone is asked, since another server's validators say nothing
+    about this one's file. Returns `NotModified` when it answers ``304``.
     """
     partial_path = options.cache.partial_path(resolved.bucket, resolved.key)
     policy = scrubbing(options.policy, resolved.redactor)
@@ -195,7 +238,15 @@ async def download_any(
                 reader=reader,
                 sha256=resolved.sha256,
                 size=resolved.size,
+                conditional=(
+                    revalidate[1]
+                    if revalidate is not None and revalidate[0] == url.redacted
+                    else None
+                ),
             )
+            if partial is None:
+                logger.info("Not modified: the cached copy of %s is current", url.redacted)
+                return NotModified(url)
             digest = _verify(partial, url=url, sha256=resolved.sha256, size=resolved.size)
         except (ConfigError, asyncio.CancelledError):
             raise

@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Mapping
 
+from surefetch._cache.freshness import caching_headers
 from surefetch._errors import HTTPStatusError, TransientDownloadError
 from surefetch._http.aiohttp_support import plain_connect_error
 from surefetch._http.body import stream_body
@@ -45,8 +47,17 @@ async def download_attempt(
     allow_insecure_redirects: bool = False,
     stats: DownloadStats,
     progress: ProgressCallback | None = None,
-) -> None:
+    conditional: Mapping[str, str] | None = None,
+) -> bool:
     """Make one request for ``url`` and append its body to ``partial``.
+
+    ``conditional`` (`surefetch._cache.freshness.conditional_headers`) asks
+    whether a cached copy is still current; it is sent only when the
+    request starts from byte 0 (a resume is guarded by ``If-Range``
+    instead). Returns True when the server answered it with ``304 Not
+    Modified`` (nothing is appended), False when a body was appended. A
+    ``304`` to a request that was not conditional is an error. What the
+    response says about caching goes to ``stats.caching``.
 
     ``checked`` says that the finished file is checked against a sha256 or
     a size, which makes a resume safe without a validator. A redirect from
@@ -67,10 +78,18 @@ async def download_attempt(
             partial.restart(_NO_VALIDATOR)
     else:
         headers.update(ranged)
+    # --- revalidation (RFC 9111 4.3): only a fresh start asks "has it changed?"
+    asked_if_changed = bool(conditional) and partial.size == 0 and ranged is None
+    if asked_if_changed and conditional is not None:
+        headers.update(conditional)
+    # ---
     asked_from = partial.size
     response = await _get(session, url.url, headers, allow_insecure=allow_insecure_redirects)
     async with response:
         status = response.status
+        stats.caching = caching_headers(response.headers.items())
+        if status == 304 and asked_if_changed:
+            return True
         content_range = response.headers.get("Content-Range")
         verdict = judge_reply(
             status,
@@ -129,6 +148,7 @@ async def download_attempt(
             raise TransientDownloadError(
                 f"Body of {url.redacted} ended at byte {partial.size} of {total}"
             )
+    return False
 
 
 def _range_note(headers: dict[str, str]) -> str:
