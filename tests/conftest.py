@@ -63,9 +63,12 @@ def _isolated_user_config(
 ) -> Iterator[None]:
     """Point the user config directory at an empty one, so that a surefetch.toml
     of whoever runs the tests cannot change what they see (also in the processes
-    they start, which inherit XDG_CONFIG_HOME)."""
+    they start, which inherit XDG_CONFIG_HOME), and the user cache directory at
+    a fresh one, so that nothing is written to theirs."""
     empty = tmp_path_factory.mktemp("user-config")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(empty))
+    # The full path records what config files said in the user cache directory.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("user-cache")))
     monkeypatch.setattr(_config, "_user_config_dir", lambda: str(Path(empty) / "surefetch"))
     _config.clear_cache()
     yield

@@ -236,4 +236,5 @@ def test_a_hit_in_a_project_that_depends_on_surefetch_stays_light(
     (project / "pyproject.toml").write_text(
         '[project]\nname = "app"\n\n[tool.surefetch]\nhttp_retries = 5\n'
     )
-    assert run() == "0 True True"
+    assert run() == "0 True True"  # read and checked once ...
+    assert run() == "0 False False"  # ... then answered from the record of what it said

@@ -113,14 +113,7 @@ def test_bar_on_stderr_fits_one_line_with_stdout_captured(tmp_path: Path, column
     bars = [line for line in screen if "MB/s" in line]
     assert bars, f"no bar was drawn: {screen!r}"
     # The retry's warning line (from the stall) is a log line, free to wrap; the bar's are not.
-    # Printed while the bar is drawn, rich wraps it above the bar into lines of its own.
-    logical: list[str] = []
     for line in screen:
-        if logical and logical[-1].startswith("warning: ") and not line.startswith(NAME[:20]):
-            logical[-1] += line
-        else:
-            logical.append(line)
-    for line in logical:
         assert line.startswith("warning: ") or len(line) < columns, line
     for bar in bars:
         # One line: the name, the bar, the size and the speed, all together.
@@ -171,3 +164,29 @@ def test_several_downloads_show_one_line_each_and_a_total(tmp_path: Path) -> Non
     megabytes = f"{sum(len(files[build.path]) for build in builds) / 1e6:.1f}"
     totals = [line for line in screen if line.startswith("Total")]
     assert totals and f"{megabytes}/{megabytes} MB" in totals[-1], drawn
+
+
+@pytest.mark.parametrize("columns", [80, 200])
+def test_retry_lines_print_whole_above_a_live_bar(tmp_path: Path, columns: int) -> None:
+    with ChaosServer(files={f"/{NAME}": DATA}) as server:
+        # The stall outlasts the bar's delay; both faults then strike while it is drawn.
+        server.script(
+            f"/{NAME}", [Fault.stall(1.5, after=256 * 1024), Fault.reset_after(1024 * 1024)]
+        )
+        raw, stdout, code = _in_terminal(
+            ["fetch", server.url(f"/{NAME}")], tmp_path, columns=columns
+        )
+
+    assert code == 0, raw
+    assert Path(stdout.strip()).read_bytes() == DATA
+    screen = _screen_lines(raw)
+    warnings = [line for line in screen if line.startswith("warning: ")]
+    assert [w.split("(attempt ")[1][:6] for w in warnings] == ["1 of 4", "2 of 4"], screen
+    assert all("resuming at byte " in w and "; retrying in " in w for w in warnings), warnings
+    bars = [line for line in screen if "MB/s" in line]
+    assert bars, f"no bar was drawn: {screen!r}"
+    # A warning is never spliced into a bar's line, nor a bar into a warning's.
+    assert not any("warning" in bar for bar in bars)
+    assert not any("MB/s" in w for w in warnings)
+    # The bar goes on after the warnings, from where the download resumed.
+    assert screen.index(warnings[-1]) < max(i for i, line in enumerate(screen) if "MB/s" in line)

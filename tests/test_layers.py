@@ -27,6 +27,7 @@ LAYERS: list[tuple[str, ...]] = [
         "_pyproject",
         "_url",
         "_config",
+        "_config_snapshot",
         "_run_sync",
     ),  # foundation, stdlib only
     ("_retry",),

@@ -62,6 +62,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, TypeVar, cast, overload
 
+from surefetch._config_snapshot import (
+    places as snapshot_places,
+    save as save_snapshot,
+    stamps as snapshot_stamps,
+)
 from surefetch._errors import ConfigError
 from surefetch._pyproject import may_hold_tool_table
 
@@ -377,6 +382,20 @@ OFFLINE: Setting[bool] = Setting(
     help="use the cache only, never the network",
     why="off: a cache miss downloads, which is what a download tool is for",
 )
+# The longest max_age: ten years, which is "forever" for a download cache.
+MAX_AGE_LIMIT = 10 * 365 * 86400.0
+MAX_AGE: Setting[float | None] = Setting(
+    name="max_age",
+    env="SUREFETCH_MAX_AGE",
+    flag="--max-age",
+    convert=_seconds(0.0, MAX_AGE_LIMIT, optional=True),
+    allowed=f"expected a number of seconds from 0 to {MAX_AGE_LIMIT:g}, or 'none'",
+    default=None,
+    help="seconds a URL-keyed cache entry stays fresh after the server last sent or "
+    "confirmed it, over what the server says (0: check every time)",
+    why="none: the server's Cache-Control and Expires decide (RFC 9111), as browsers, "
+    "pip and uv do",
+)
 CONCURRENCY: Setting[int] = Setting(
     name="concurrency",
     env="SUREFETCH_CONCURRENCY",
@@ -462,6 +481,7 @@ SETTINGS: tuple[Setting[Any], ...] = (
     HTTP_TIMEOUT,
     LOCK_TIMEOUT,
     OFFLINE,
+    MAX_AGE,
     CONCURRENCY,
     ALLOW_INSECURE_REDIRECTS,
     TRANSPORT,
@@ -654,8 +674,15 @@ def load_config_file(*, cwd: str | None = None, config_dir: str | None = None) -
     cached = _cached
     if cached is not None and cached[0] == here and cached[1] == user:
         return cached[2]
+    taken = snapshot_stamps(snapshot_places(here, user)) if here else None
     files = _load(here, user)
     _cached = (here, user, files)
+    if taken is not None and files.paths:
+        # For the command line's fast path, which then need not parse these files again.
+        from surefetch._dirs import user_dir
+
+        values = {name: value for name, (value, _) in files.values.items()}
+        save_snapshot(here, user, taken, values, cache_home=user_dir("cache"))
     return files
 
 

@@ -44,6 +44,15 @@ class EntryMeta:
         True when the entry's key is its ``sha256`` (`content_key`): `Cache.verify`
         then also checks that the key and the recorded hash agree. Written to
         ``entry.json`` only when true, so older readers see the same format.
+    ``headers``, ``checked``, ``fresh_until``, ``immutable``
+        HTTP freshness (`surefetch._cache.freshness`): the response headers
+        that caching needs (lower-case names: ``etag``, ``last-modified``,
+        ``cache-control``, ``expires``, ``date``), when the entry was last
+        received or revalidated (``checked``; None for an entry written
+        before it was recorded: then ``created`` counts), until when the
+        server's lifetime makes it fresh (None: nothing bounds it), and
+        whether the server called it immutable. Each is written only when
+        present, so an ``entry.json`` without them still reads.
 
     Example:
         >>> meta = EntryMeta(url="https://example.org/a.txt", size=2, sha256="ab" * 32,
@@ -61,6 +70,20 @@ class EntryMeta:
     files: int | None = None
     manifest: str | None = None
     content_key: bool = False
+    headers: tuple[tuple[str, str], ...] = ()
+    checked: float | None = None
+    fresh_until: float | None = None
+    immutable: bool = False
+
+    @property
+    def last_checked(self) -> float:
+        """When the server last vouched for the entry: ``checked``, else ``created``.
+
+        Example:
+            >>> EntryMeta(url="u", size=0, sha256="", created=5.0).last_checked
+            5.0
+        """
+        return self.created if self.checked is None else self.checked
 
     def to_json(self) -> bytes:
         """The ``entry.json`` content.
@@ -85,6 +108,15 @@ class EntryMeta:
         }
         if self.content_key:
             record["content_key"] = True
+        # The command line's hit path finds these by their text: keep them flat numbers.
+        if self.headers:
+            record["headers"] = dict(self.headers)
+        if self.checked is not None:
+            record["checked"] = self.checked
+        if self.fresh_until is not None:
+            record["fresh_until"] = self.fresh_until
+        if self.immutable:
+            record["immutable"] = True
         return json.dumps(record, indent=1).encode("utf-8")
 
     @classmethod
@@ -168,6 +200,10 @@ def _from_record(record: dict[str, object]) -> EntryMeta:
         files=record["files"],  # type: ignore[arg-type]
         manifest=record["manifest"],  # type: ignore[arg-type]
         content_key=record["content_key"] is True,
+        headers=tuple(record["headers"].items()),  # type: ignore[attr-defined]
+        checked=record["checked"],  # type: ignore[arg-type]
+        fresh_until=record["fresh_until"],  # type: ignore[arg-type]
+        immutable=record["immutable"] is True,
     )
 
 

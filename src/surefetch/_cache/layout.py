@@ -183,6 +183,15 @@ def parse_record(data: bytes) -> dict[str, object]:
             raise ValueError("files or manifest is missing or of the wrong type")
     else:
         raise ValueError(f"unknown kind {kind!r}")
+    headers = record.get("headers", {})
+    if not isinstance(headers, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+    ):
+        raise ValueError("headers is not a table of strings")
+    times = {name: record.get(name) for name in ("checked", "fresh_until")}
+    for name, value in times.items():
+        if value is not None and (type(value) not in (int, float) or value != value):
+            raise ValueError(f"{name} is not a number")
     return {
         "kind": kind,
         "url": url,
@@ -193,6 +202,11 @@ def parse_record(data: bytes) -> dict[str, object]:
         "files": files,
         "manifest": manifest,
         "content_key": record.get("content_key") is True,
+        # HTTP freshness (`surefetch._cache.freshness`), absent from older entries.
+        "headers": headers,
+        "checked": None if times["checked"] is None else float(times["checked"]),
+        "fresh_until": None if times["fresh_until"] is None else float(times["fresh_until"]),
+        "immutable": record.get("immutable") is True,
     }
 
 

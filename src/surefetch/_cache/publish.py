@@ -60,7 +60,7 @@ def publish(
     """
     _move(source, payload, policy=policy)
     try:
-        _write_meta(staging, meta, entry_dir, policy=policy)
+        write_meta(staging, meta, entry_dir, policy=policy)
         return _persist(staging, entry_dir, meta, policy=policy, discard=discard)
     except BaseException:
         # Give the caller its (possibly large) download back rather than delete it.
@@ -83,7 +83,7 @@ def remove_quietly(path: str, *, policy: RetryPolicy | None) -> None:
         logger.warning("Could not remove %s (prune will): %s", path, error)
 
 
-def _write_meta(
+def write_meta(
     directory: str, meta: EntryMeta, entry_dir: str, *, policy: RetryPolicy | None
 ) -> None:
     path = os.path.join(directory, META_NAME)

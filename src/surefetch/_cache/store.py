@@ -499,6 +499,49 @@ class Cache:
                 src, payload, staging, entry_dir, meta, policy=self.fs_policy, discard=self.discard
             )
 
+    def update_meta(self, bucket: str, key: str, meta: EntryMeta) -> Entry:
+        """Replace the metadata of the entry of ``key``, its payload untouched; return the entry.
+
+        For a revalidation (a ``304``): ``entry.json`` is replaced by one
+        rename, so a reader sees the old metadata or the new. The payload's
+        description (kind, file name, size, hashes) is kept from the entry
+        on disk whatever ``meta`` says. Raises `CacheError` when there is no
+        entry. Call it while holding ``lock(bucket, key)``.
+
+        Example:
+            >>> import dataclasses, hashlib, tempfile
+            >>> cache = Cache(tempfile.mkdtemp())
+            >>> bucket, key = BUCKET_DOWNLOADS, url_key("https://example.org/a.txt")
+            >>> with cache.lock(bucket, key), cache.temp_dir(bucket, key) as work:
+            ...     _ = (work / "a.txt").write_bytes(b"a")
+            ...     meta = EntryMeta(url="https://example.org/a.txt", size=1,
+            ...                      sha256=hashlib.sha256(b"a").hexdigest(), created=1.0)
+            ...     entry = cache.commit_file(bucket, key, work / "a.txt", filename="a.txt",
+            ...                               meta=meta)
+            ...     entry = cache.update_meta(bucket, key, dataclasses.replace(meta, checked=2.0))
+            >>> entry.meta.checked, entry.path.read_bytes()
+            (2.0, b'a')
+        """
+        from surefetch._cache.publish import write_meta
+
+        entry_dir = self._entry_dir(bucket, key)
+        entry = read_entry(entry_dir)
+        if entry is None:
+            raise CacheError(f"Cannot update the metadata of {entry_dir}: there is no entry")
+        old = entry.meta
+        meta = dataclasses.replace(
+            meta,
+            kind=old.kind,
+            filename=old.filename,
+            files=old.files,
+            manifest=old.manifest,
+            size=old.size,
+            sha256=old.sha256,
+            content_key=old.content_key,
+        )
+        write_meta(entry_dir, meta, entry_dir, policy=self.fs_policy)
+        return Entry(entry.path, meta)
+
     # --- maintenance ------------------------------------------------------------
 
     def verify(self, *, fix: bool = False) -> VerifyReport:

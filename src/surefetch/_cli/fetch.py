@@ -17,7 +17,7 @@ from surefetch._cli.exit_codes import EXIT_OK
 from surefetch._cli.help import NETWORK_VARIABLES, epilog, setting_variables
 from surefetch._cli.output import configure_logging, run_reporting
 from surefetch._cli.progress import ProgressBar
-from surefetch._config import MAX_RETRIES, parse_whole_number
+from surefetch._config import MAX_AGE, MAX_RETRIES, parse_whole_number
 from surefetch._errors import ConfigError
 from surefetch._url import Redactor, filename_from_url
 
@@ -64,6 +64,13 @@ def add_parser(commands: Any) -> None:
         help="retries per URL (over SUREFETCH_HTTP_RETRIES and config files; default 3)",
     )
     parser.add_argument("--cache-dir", metavar="DIR", help="cache root (over SUREFETCH_CACHE_DIR)")
+    parser.add_argument(
+        "--max-age",
+        metavar="SECONDS",
+        help="a copy cached by URL is fresh for SECONDS after the server last sent or "
+        "confirmed it, whatever the server says (0: check every time; over "
+        "SUREFETCH_MAX_AGE and max_age in a config file)",
+    )
     parser.add_argument(
         "--no-cache",
         action="store_true",
@@ -221,6 +228,9 @@ def run_fetch(args: argparse.Namespace) -> int:
         from surefetch._fetch.sync_api import fetch_result
 
         effective()  # every setting present is checked, used here or not
+        max_age = None
+        if args.max_age is not None:
+            max_age = MAX_AGE.parse(args.max_age, label="--max-age")
         retries = None
         if args.retries is not None:
             retries = parse_whole_number("--retries", args.retries, minimum=0, maximum=MAX_RETRIES)
@@ -259,6 +269,7 @@ def run_fetch(args: argparse.Namespace) -> int:
                     progress=bar,
                     strip_components=strip,
                     extract_to=extract_to,
+                    max_age=max_age,
                 )
             )
         finally:

@@ -23,10 +23,19 @@ from surefetch._cache.layout import (
     entry_dir,
     light_sha256,
 )
+from surefetch._config_snapshot import Value, load, places, stamps
 from surefetch._dirs import user_dir
 from surefetch._pyproject import may_hold_tool_table
 
-_VALUE_FLAGS = {"--sha256", "--cache-dir", "--mirror", "--retries", "-o", "--output"}
+_VALUE_FLAGS = {
+    "--sha256",
+    "--cache-dir",
+    "--mirror",
+    "--retries",
+    "-o",
+    "--output",
+    "--max-age",
+}
 _SWITCHES = {"-q", "--quiet", "-v", "--verbose", "-vv", "--offline", "--json"}
 # Variables that the full path validates (an invalid one is exit code 2) and
 # that a hit does not otherwise need: their presence sends it the slow way.
@@ -77,37 +86,94 @@ def _parse(words: list[str]) -> dict[str, list[str]] | None:
     return found
 
 
-def _settings_need_checking() -> bool:
-    """Whether anything besides the flags could change or invalidate the answer."""
-    if any(k.startswith("SUREFETCH_") and k not in _ENV_ALLOWED for k in os.environ):
-        return True
+def _file_values() -> dict[str, Value] | None:
+    """The config files' checked values ({} when there are none), or None if they need reading.
+
+    They come from the record the full path keeps (`surefetch._config_snapshot`)
+    while no config file has changed since; a ``pyproject.toml`` that does not
+    configure surefetch is no config file.
+    """
     try:
-        if os.path.exists("surefetch.toml"):
-            return True
-        with open("pyproject.toml", "rb") as project:
-            if may_hold_tool_table(project.read()):  # the same test as _config's
-                return True
+        cwd = os.getcwd()
     except OSError:
-        pass
-    return os.path.exists(os.path.join(user_dir("config"), "surefetch.toml"))
+        return None
+    config_dir = user_dir("config")
+    taken = stamps(places(cwd, config_dir))
+    if taken is None:
+        return None
+    project_toml, pyproject, user_toml = taken
+    if project_toml == "-" and user_toml == "-":
+        if pyproject == "-":
+            return {}
+        try:
+            with open(os.path.join(cwd, "pyproject.toml"), "rb") as project:
+                if not may_hold_tool_table(project.read()):  # the same test as _config's
+                    return {}
+        except OSError:
+            return None
+    return load(cwd, config_dir, cache_home=user_dir("cache"))
 
 
-def _cache_root(flag: str | None) -> str | None:
-    if _settings_need_checking():
-        from surefetch._config import CACHE_DIR, effective, resolve
+def _settings(cache_dir: str | None, max_age: str | None) -> tuple[str, float | None] | None:
+    """The cache root and the ``max_age`` setting, or None when the full path must answer."""
+    from_files = None
+    if not any(k.startswith("SUREFETCH_") and k not in _ENV_ALLOWED for k in os.environ):
+        from_files = _file_values()
+    if from_files is None:
+        # Something to check that only the full path knows how to: let it say.
+        from surefetch._config import CACHE_DIR, MAX_AGE, effective, resolve
         from surefetch._errors import ConfigError
 
         try:
             effective()  # validates every setting, as the full path would
-            return resolve(CACHE_DIR, flag_value=flag)
+            return resolve(CACHE_DIR, flag_value=cache_dir), resolve(MAX_AGE, flag_value=max_age)
         except ConfigError:
             return None
-    if flag is not None:
-        return os.path.abspath(os.path.expanduser(flag))
+    seconds = None
+    if max_age is not None:
+        seconds = plain_seconds(max_age)
+        if seconds is None:
+            return None
+    else:
+        configured_age = from_files.get("max_age")
+        if configured_age is not None:
+            if isinstance(configured_age, (bool, str)):
+                return None  # not a number of seconds: the full path knows what it means
+            seconds = float(configured_age)
+    if cache_dir is not None:
+        return os.path.abspath(os.path.expanduser(cache_dir)), seconds
     value = os.environ.get("SUREFETCH_CACHE_DIR", "").strip()
     if value:
-        return os.path.abspath(os.path.expanduser(value))
-    return user_dir("cache")
+        return os.path.abspath(os.path.expanduser(value)), seconds
+    configured = from_files.get("cache_dir")
+    if isinstance(configured, str) and configured:
+        return configured, seconds  # made absolute when the file was read
+    return user_dir("cache"), seconds
+
+
+def _cache_root(flag: str | None) -> str | None:
+    """The cache root (``--cache-dir`` is ``flag``), or None when the full path must answer."""
+    settings = _settings(flag, None)
+    return None if settings is None else settings[0]
+
+
+def plain_seconds(text: str) -> float | None:
+    """A ``--max-age`` value in its plain form (up to 9 digits), or None for anything else.
+
+    Like `plain_retries`, a shortcut, not a validator: every other form (a
+    fraction, ``none``, a sign) and every number past the limit (ten years)
+    goes the full way, which checks it (`_config.MAX_AGE`). A property test
+    holds the two together.
+
+    Example:
+        >>> plain_seconds(" 60 "), plain_seconds("1.5"), plain_seconds("999999999")
+        (60.0, None, None)
+    """
+    digits = text.strip()
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 9:
+        return None
+    number = float(digits)
+    return number if number <= _MAX_AGE_LIMIT else None
 
 
 _SIMPLE_HOST = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")
@@ -181,13 +247,20 @@ def answer_from_cache(words: list[str]) -> int | None:
         return None
     if "--retries" in found and plain_retries(found["--retries"][-1]) is None:
         return None
-    root = _cache_root(found["--cache-dir"][-1] if "--cache-dir" in found else None)
-    if root is None:
+    settings = _settings(
+        found["--cache-dir"][-1] if "--cache-dir" in found else None,
+        found["--max-age"][-1] if "--max-age" in found else None,
+    )
+    if settings is None:
         return None
+    root, max_age = settings
     directory = entry_dir(root, BUCKET_DOWNLOADS, key)
-    payload = _file_payload(directory, sha256=key if "--sha256" in found else None)
-    if payload is None:
+    found_payload = _file_payload(directory, sha256=key if "--sha256" in found else None)
+    if found_payload is None:
         return None
+    payload, meta = found_payload
+    if "--sha256" not in found and not _fresh(meta, max_age=max_age):
+        return None  # stale, or unsure: the full path revalidates it
     word = found["url"][0]
     record = None
     if "--json" in found:
@@ -211,9 +284,10 @@ def answer_from_cache(words: list[str]) -> int | None:
     return 0
 
 
-# `_config.MAX_RETRIES`, which a hit cannot import: `_config` would cost more
-# than the rest of the hit. A test checks that the two agree.
+# `_config.MAX_RETRIES` and `_config.MAX_AGE_LIMIT`, which a hit cannot import:
+# `_config` would cost more than the rest of the hit. A test checks that they agree.
 _MAX_RETRIES = 100
+_MAX_AGE_LIMIT = 10 * 365 * 86400.0
 
 
 def plain_retries(text: str) -> int | None:
@@ -235,8 +309,8 @@ def plain_retries(text: str) -> int | None:
     return number if number <= _MAX_RETRIES else None
 
 
-def _file_payload(directory: str, *, sha256: str | None) -> str | None:
-    """The payload of the file entry in ``directory``, when its entry.json plainly agrees.
+def _file_payload(directory: str, *, sha256: str | None) -> tuple[str, bytes] | None:
+    """The payload of the file entry in ``directory`` and its entry.json, when they plainly agree.
 
     The entry directory appears with its payload and metadata in one rename,
     so a payload and an ``entry.json`` naming it mean a complete entry; with
@@ -258,7 +332,47 @@ def _file_payload(directory: str, *, sha256: str | None) -> str | None:
         expected.append(b'"sha256": "%s"' % sha256.encode())
     if not all(part in record for part in expected):
         return None
-    return os.path.join(directory, KIND_FILE, names[0])
+    return os.path.join(directory, KIND_FILE, names[0]), record
+
+
+def _fresh(record: bytes, *, max_age: float | None) -> bool:
+    """Whether the URL-keyed entry with ``entry.json`` ``record`` is fresh; False when unsure.
+
+    The numbers that `surefetch._cache.freshness` stored are read by their
+    text (no json, no HTTP dates), and the same rule as the full path's,
+    `is_fresh`, decides.
+    """
+    from surefetch._cache.freshness import is_fresh
+
+    checked = _number(record, b'"checked": ')
+    if checked is None:
+        checked = _number(record, b'"created": ')
+    fresh_until = _number(record, b'"fresh_until": ')
+    if checked is None or fresh_until == -1.0:
+        return False
+    return is_fresh(
+        now=time.time(),
+        checked=checked,
+        fresh_until=fresh_until,
+        immutable=b'"immutable": true' in record,
+        max_age=max_age,
+    )
+
+
+def _number(record: bytes, opening: bytes) -> float | None:
+    """The number after ``opening`` in ``record``; None when absent, -1.0 when not a number."""
+    start = record.find(opening)
+    if start < 0:
+        return None
+    start += len(opening)
+    end = start
+    while end < len(record) and record[end] not in b",\n}":
+        end += 1
+    try:
+        number = float(record[start:end])
+    except ValueError:
+        return -1.0
+    return number if number >= 0 else -1.0
 
 
 _PLAIN_TEXT = frozenset(
@@ -287,7 +401,8 @@ def _json_record(directory: str, payload: str, *, url: str, started: float) -> s
     elapsed = round(time.perf_counter() - started, 3)
     return (
         f'{{"path": "{payload}", "url": "{url}", "sha256": "{sha256}", "size": {int(size)}, '
-        f'"from_cache": true, "attempts": 0, "retries": 0, "resumed_bytes": 0, '
+        '"from_cache": true, "revalidated": false, "stale": false, '
+        '"attempts": 0, "retries": 0, "resumed_bytes": 0, '
         f'"elapsed_s": {elapsed}, "cache_path": "{payload}"}}'
     )
 

@@ -179,7 +179,9 @@ class ProgressBars:
         ]
         if with_eta:
             columns.append(TimeRemainingColumn(table_column=fixed(_ETA_WIDTH)))
-        console = Console(file=sys.stderr, width=width)
+        # Log lines printed above the bar are soft-wrapped by the terminal, as
+        # without a bar, not broken into two lines by rich.
+        console = Console(file=sys.stderr, width=width, soft_wrap=True)
         return Progress(*columns, console=console, transient=True)
 
     def close(self) -> None:

@@ -16,6 +16,8 @@ from surefetch._extract.growing import Readable
 _ZSTD_READ_SIZE = 1 << 20
 _GZIP_READ_SIZE = 1 << 20
 _GZIP_WBITS = 16 + zlib.MAX_WBITS  # a gzip header and trailer around a deflate stream
+_GZIP_FEED_SIZE = 128 << 10
+_GZIP_MAX_OUTPUT = 1 << 20
 # A zstd frame can expand about 32,000 times (run-length blocks), and its
 # decompressor has no output limit: feeding small pieces caps the memory one
 # call can take at ~128 MiB, even for a bomb that the ratio check then stops.
@@ -158,9 +160,12 @@ class GzipReader:
     `gzip.GzipFile` reads its source 8 KiB at a time, which for a streaming
     extraction means a Python call through every reader layer per 8 KiB;
     this reads 1 MiB at a time and lets zlib check headers and trailers. A
-    stream cut short raises EOFError, as GzipFile does; no call returns more
-    than it was asked for, so a bomb cannot take memory before the ratio
-    check stops it.
+    stream cut short raises EOFError, as GzipFile does. zlib is fed
+    ``_GZIP_FEED_SIZE`` at a time with its output capped: a bomb takes at
+    most ``_GZIP_MAX_OUTPUT`` of memory before the ratio check stops it,
+    and no call copies more than one piece of unread input (zlib copies
+    what it did not consume, so feeding it the whole 1 MiB with a small
+    cap would copy that megabyte again on every call).
 
     Example:
         >>> import io
@@ -172,7 +177,8 @@ class GzipReader:
     def __init__(self, source: Readable) -> None:
         self._source = source
         self._member = zlib.decompressobj(_GZIP_WBITS)
-        self._input = b""
+        self._input = memoryview(b"")
+        self._pending = memoryview(b"")
         self._in_member = False
         self._at_end = False
 
@@ -180,9 +186,20 @@ class GzipReader:
         """Up to ``size`` decompressed bytes (all when negative); ``b""`` at the end."""
         if size < 0:
             return b"".join(iter(lambda: self.read(_GZIP_READ_SIZE), b""))
+        if not self._pending:
+            data = self._inflate()
+            if len(data) <= size:
+                return data
+            self._pending = memoryview(data)
+        # A view, so that handing out a large piece bit by bit copies each byte once.
+        data, self._pending = bytes(self._pending[:size]), self._pending[size:]
+        return data
+
+    def _inflate(self) -> bytes:
+        """The next decompressed piece (at most ``_GZIP_MAX_OUTPUT``), ``b""`` at the end."""
         while not self._at_end:
             if not self._input:
-                self._input = self._source.read(_GZIP_READ_SIZE)
+                self._input = memoryview(self._source.read(_GZIP_READ_SIZE))
                 if not self._input:
                     if self._in_member:
                         raise EOFError("gzip stream ended before the end of its member")
@@ -190,17 +207,20 @@ class GzipReader:
                     break
             if not self._in_member:
                 # Gzip files may be padded with zeros after a member, as gzip allows.
-                self._input = self._input.lstrip(b"\x00")
+                self._input = memoryview(bytes(self._input).lstrip(b"\x00"))
                 if not self._input:
                     continue
             self._in_member = True
-            data = self._member.decompress(self._input, size)
-            self._input = self._member.unconsumed_tail
+            piece = self._input[:_GZIP_FEED_SIZE]
+            data = self._member.decompress(piece, _GZIP_MAX_OUTPUT)
             if self._member.eof:
                 # What follows the member belongs to the next one.
-                self._input = self._member.unused_data
+                rest = self._input[len(piece) :]
+                self._input = memoryview(self._member.unused_data + bytes(rest))
                 self._member = zlib.decompressobj(_GZIP_WBITS)
                 self._in_member = False
+            else:
+                self._input = self._input[len(piece) - len(self._member.unconsumed_tail) :]
             if data:
                 return data
         return b""

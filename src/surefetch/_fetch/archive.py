@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from surefetch._cache.freshness import forbids_storing
 from surefetch._cache.layout import BUCKET_ARCHIVES
 from surefetch._cache.staging import Staging, reap_siblings
 from surefetch._errors import ConfigError
@@ -72,11 +73,24 @@ class _TreeStore(EntryStore):
                 limits=self.limits,
                 strip_components=self.strip_components,
             )
+            if forbids_storing(stats.caching):
+                kept = await self.keep_uncached(tree, "tree")
+                partial.discard()
+                return downloaded(
+                    resolved,
+                    kept,
+                    digest,
+                    partial.size,
+                    stats=stats,
+                    started=self.started,
+                    extra={"files": extracted.files},
+                )
             entry = await self.commit(
                 partial,
                 digest,
                 url=resolved.primary.redacted,
                 store=lambda meta: cache.commit_dir(resolved.bucket, resolved.key, tree, meta=meta),
+                caching=stats.caching,
             )
         partial.discard()
         files = entry.meta.files if entry.meta.files is not None else extracted.files
@@ -131,7 +145,12 @@ class _PlacedTreeStore(EntryStore):
 
     async def lookup(self) -> FetchResult | None:
         hit = await asyncio.to_thread(
-            cached_result, self.resolved, self.options.cache, started=self.started
+            cached_result,
+            self.resolved,
+            self.options.cache,
+            started=self.started,
+            max_age=self.options.max_age,
+            offline=self.options.offline,
         )
         if hit is None:
             return None
@@ -162,18 +181,21 @@ class _PlacedTreeStore(EntryStore):
             limits=self.limits,
             strip_components=self.strip_components,
         )
-        entry = await self.commit(
-            partial,
-            digest,
-            url=resolved.primary.redacted,
-            store=lambda meta: cache.commit_file(
-                resolved.bucket, resolved.key, partial.path, filename=self.name, meta=meta
-            ),
-        )
+        if forbids_storing(stats.caching):
+            path = await self.keep_uncached(partial.path, self.name)
+        else:
+            entry = await self.commit(
+                partial,
+                digest,
+                url=resolved.primary.redacted,
+                store=lambda meta: cache.commit_file(
+                    resolved.bucket, resolved.key, partial.path, filename=self.name, meta=meta
+                ),
+                caching=stats.caching,
+            )
+            path = entry.path
         partial.sidecar.unlink(missing_ok=True)
-        result = downloaded(
-            resolved, entry.path, digest, partial.size, stats=stats, started=self.started
-        )
+        result = downloaded(resolved, path, digest, partial.size, stats=stats, started=self.started)
         return _placed(result, tree, self.target, files=extracted.files)
 
 

@@ -110,6 +110,7 @@ async def afetch_result(
     limits: ExtractLimits | None = None,
     extract_to: str | os.PathLike[str] | None = None,
     allow_insecure_redirects: bool | None = None,
+    max_age: float | None = None,
 ) -> FetchResult:
     """Like `afetch`, but return a `FetchResult`: the path and what the fetch took.
 
@@ -146,6 +147,7 @@ async def afetch(
     limits: ExtractLimits | None = None,
     extract_to: str | os.PathLike[str] | None = None,
     allow_insecure_redirects: bool | None = None,
+    max_age: float | None = None,
 ) -> Path:
     """Download ``url`` into the cache (or find it there) and return the cached file's path.
 
@@ -160,6 +162,16 @@ async def afetch(
     plain ``http``, which would fetch in plaintext what was asked for over
     TLS, unless ``allow_insecure_redirects`` is true (default:
     ``SUREFETCH_ALLOW_INSECURE_REDIRECTS``, else off).
+
+    A file cached by URL (no ``sha256``) is served while it is fresh by the
+    server's ``Cache-Control``/``Expires`` (RFC 9111, see the docs'
+    freshness rules); a stale one is revalidated with a conditional request
+    (a ``304`` keeps it, a ``200`` replaces it), and served as it is in
+    offline mode, with a warning. ``max_age`` (seconds; default
+    ``SUREFETCH_MAX_AGE``, else the server decides) overrides the server's
+    lifetime: 0 checks every time. A response marked ``no-store`` is not
+    cached: the path returned is then in the cache's temporary area, for
+    the caller to read or move, and `Cache.prune` removes it an hour on.
 
     With ``extract=True`` the file must be an archive (tar, tar.gz, tar.bz2,
     tar.xz, tar.zst, zip or wheel, told by name and magic bytes); it is

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from surefetch._cache.freshness import forbids_storing
+from surefetch._fetch.commit import revalidation
 from surefetch._fetch.entry_store import EntryStore
-from surefetch._fetch.mirrors import download_any
+from surefetch._fetch.mirrors import download_unless_current
 from surefetch._fetch.options import Options
 from surefetch._fetch.request import (
     FetchRequest,
@@ -14,6 +16,7 @@ from surefetch._fetch.request import (
     resolve,
 )
 from surefetch._fetch.single_flight import single_flight
+from surefetch._fetch.url_download import NotModified
 from surefetch._http.session import Sessions
 from surefetch._http.stats import DownloadStats
 from surefetch._url import filename_from_url
@@ -26,9 +29,23 @@ class _FileStore(EntryStore):
     async def download_and_store(self) -> FetchResult:
         resolved, cache = self.resolved, self.options.cache
         stats = DownloadStats()
-        url, partial, digest = await download_any(
-            resolved, sessions=self.sessions, options=self.options, stats=stats
+        stale = self.stale_entry()
+        found = await download_unless_current(
+            resolved,
+            sessions=self.sessions,
+            options=self.options,
+            stats=stats,
+            revalidate=revalidation(stale),
         )
+        if isinstance(found, NotModified):
+            assert stale is not None
+            return await self.revalidated(stale, stats)
+        url, partial, digest = found
+        if forbids_storing(stats.caching):
+            path = await self.keep_uncached(partial.path, filename_from_url(url.url))
+            partial.sidecar.unlink(missing_ok=True)
+            started = self.started
+            return downloaded(resolved, path, digest, partial.size, stats=stats, started=started)
         entry = await self.commit(
             partial,
             digest,
@@ -40,6 +57,7 @@ class _FileStore(EntryStore):
                 filename=filename_from_url(url.url),
                 meta=meta,
             ),
+            caching=stats.caching,
         )
         partial.sidecar.unlink(missing_ok=True)
         return downloaded(

@@ -9,13 +9,24 @@ names every URL that was tried.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from surefetch._errors import ConfigError
 from surefetch._fetch.options import Options
 from surefetch._fetch.request import Resolved
-from surefetch._fetch.url_download import UrlDownload, all_failed, scrubbing, url_failed, verify
+from surefetch._fetch.url_download import (
+    NotModified,
+    Revalidation,
+    UrlDownload,
+    all_failed,
+    conditional_for,
+    not_modified_at,
+    scrubbing,
+    url_failed,
+    verify,
+)
 from surefetch._http.attempt import download_attempt
 from surefetch._http.headers import basic_authorization
 from surefetch._http.partial import Follower, PartialFile
@@ -41,8 +52,13 @@ async def _download_one_url(
     reader: Follower | None,
     sha256: str | None,
     size: int | None,
-) -> PartialFile:
-    """Download ``url`` into the partial file with retries and resume (see `UrlDownload`)."""
+    conditional: Mapping[str, str] | None = None,
+) -> PartialFile | None:
+    """Download ``url`` into the partial file with retries and resume (see `UrlDownload`).
+
+    With ``conditional`` headers (a revalidation), None when the server
+    answered ``304 Not Modified``: the cached copy is current.
+    """
     authorization = basic_authorization(url.username, url.password)
     partial = await asyncio.to_thread(
         PartialFile.open, partial_path, url=url.url, label=url.redacted, reader=reader
@@ -51,6 +67,7 @@ async def _download_one_url(
     if download.found_complete():
         return partial
     first = True
+    not_modified = False
     try:
         async for attempt in aretrying(
             policy=download.policy, operation=f"GET {url.redacted}", independent=independent
@@ -61,7 +78,7 @@ async def _download_one_url(
                 first = False
                 if download.before_attempt():
                     stats.attempts += 1
-                    await download_attempt(
+                    not_modified = await download_attempt(
                         sessions.get(),
                         url,
                         partial,
@@ -70,10 +87,14 @@ async def _download_one_url(
                         allow_insecure_redirects=options.allow_insecure_redirects,
                         stats=stats,
                         progress=options.progress,
+                        conditional=conditional,
                     )
-                download.after_attempt()
+                download.after_attempt(not_modified=not_modified)
     finally:
         partial.close()
+    if not_modified:
+        partial.discard()
+        return None
     return partial
 
 
@@ -89,6 +110,29 @@ async def download_any(
 
     Returns the URL that worked, the complete partial file and its sha256.
     Must run under the key's lock: the partial file is shared by attempts.
+    """
+    found = await download_unless_current(
+        resolved, sessions=sessions, options=options, stats=stats, reader=reader
+    )
+    assert not isinstance(found, NotModified)  # nothing was asked conditionally
+    return found
+
+
+async def download_unless_current(
+    resolved: Resolved,
+    *,
+    sessions: Sessions,
+    options: Options,
+    stats: DownloadStats,
+    reader: Follower | None = None,
+    revalidate: Revalidation | None = None,
+) -> tuple[ParsedURL, PartialFile, str] | NotModified:
+    """`download_any`, asking first whether a cached copy is still current.
+
+    ``revalidate`` is the (redacted) URL the cached copy came from and the
+    conditional headers for it (`surefetch._cache.freshness.conditional_headers`):
+    that URL alone is asked (`conditional_for`). Returns `NotModified` when
+    it answers ``304``.
     """
     partial_path = options.cache.partial_path(resolved.bucket, resolved.key)
     policy = scrubbing(options.policy, resolved.redactor)
@@ -107,7 +151,10 @@ async def download_any(
                 reader=reader,
                 sha256=resolved.sha256,
                 size=resolved.size,
+                conditional=conditional_for(revalidate, url),
             )
+            if partial is None:
+                return not_modified_at(url)
             digest = verify(partial, url=url, sha256=resolved.sha256, size=resolved.size)
         except (ConfigError, asyncio.CancelledError):
             raise

@@ -43,6 +43,7 @@ class FetchArgs:
     limits: ExtractLimits | None = None
     extract_to: str | os.PathLike[str] | None = None
     allow_insecure_redirects: bool | None = None
+    max_age: float | None = None
 
     def request(self) -> FetchRequest:
         """What to fetch, checked when it is resolved."""
@@ -67,6 +68,7 @@ class FetchArgs:
             progress=self.progress,
             limits=self.limits,
             allow_insecure_redirects=self.allow_insecure_redirects,
+            max_age=self.max_age,
         )
 
 
@@ -84,6 +86,7 @@ class Options:
     read_timeout: float
     limits: ExtractLimits | None = None
     allow_insecure_redirects: bool = False
+    max_age: float | None = None
 
     def sessions(self, *, limit: int = 100, keep: bool = False) -> Sessions:
         """A lazily made HTTP session with these timeouts and ``limit`` connections.
@@ -110,6 +113,7 @@ def make_options(
     progress: ProgressCallback | None,
     limits: ExtractLimits | None = None,
     allow_insecure_redirects: bool | None = None,
+    max_age: float | None = None,
 ) -> Options:
     """The `Options` of a call: its arguments over the settings (variables, config files)."""
     from surefetch._config import (
@@ -140,4 +144,14 @@ def make_options(
             if allow_insecure_redirects is None
             else allow_insecure_redirects
         ),
+        max_age=resolve_max_age(max_age),
     )
+
+
+def resolve_max_age(max_age: float | None) -> float | None:
+    """The ``max_age`` of a call: its argument (checked), else the setting."""
+    from surefetch._config import MAX_AGE, resolve
+
+    if max_age is None:
+        return resolve(MAX_AGE)
+    return MAX_AGE.parse(max_age, label="max_age")

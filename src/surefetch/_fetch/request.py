@@ -21,6 +21,7 @@ from surefetch._url import ParsedURL, Redactor, check_sha256, parse_url
 _logger = logging.getLogger("surefetch")
 
 if TYPE_CHECKING:
+    from surefetch._cache.entry import EntryMeta
     from surefetch._cache.store import Cache
     from surefetch._errors import DownloadError, OfflineError
     from surefetch._http.stats import DownloadStats
@@ -50,6 +51,9 @@ class FetchResult:
 
     ``url`` is redacted. ``attempts`` counts requests made (0 on a cache
     hit); ``retries`` is ``attempts`` minus one per URL tried.
+    ``from_cache`` says the bytes are the cached ones: a fresh hit, a
+    revalidation the server answered with ``304`` (``revalidated``), or a
+    stale entry served in offline mode (``stale``).
 
     Example:
         >>> result = FetchResult(path=Path("/c/a.whl"), url="https://example.org/a.whl",
@@ -68,6 +72,8 @@ class FetchResult:
     resumed_bytes: int = 0
     elapsed_s: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    revalidated: bool = False
+    stale: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict with the documented keys (plus those of ``extra``).
@@ -85,6 +91,8 @@ class FetchResult:
             "sha256": self.sha256,
             "size": self.size,
             "from_cache": self.from_cache,
+            "revalidated": self.revalidated,
+            "stale": self.stale,
             "attempts": self.attempts,
             "retries": self.retries,
             "resumed_bytes": self.resumed_bytes,
@@ -136,11 +144,40 @@ def resolve(request: FetchRequest, *, bucket: str | None = None) -> Resolved:
     )
 
 
-def cached_result(resolved: Resolved, cache: Cache, *, started: float) -> FetchResult | None:
+def is_current(resolved: Resolved, meta: EntryMeta, *, max_age: float | None) -> bool:
+    """Whether the entry ``meta`` may be served for ``resolved`` without asking the server.
+
+    An entry keyed by its sha256 always may: its bytes cannot be out of
+    date. A URL-keyed one while it is fresh (`surefetch._cache.freshness`).
+    """
+    if resolved.sha256 is not None:
+        return True
+    from surefetch._cache.freshness import is_fresh
+
+    return is_fresh(
+        now=time.time(),
+        checked=meta.last_checked,
+        fresh_until=meta.fresh_until,
+        immutable=meta.immutable,
+        max_age=max_age,
+    )
+
+
+def cached_result(
+    resolved: Resolved,
+    cache: Cache,
+    *,
+    started: float,
+    max_age: float | None = None,
+    offline: bool = False,
+) -> FetchResult | None:
     """The `FetchResult` of a cache hit, or None on a miss.
 
     An entry whose recorded sha256 is not the one asked for is a miss: its
-    bytes are not what the key promises (`must_replace` then clears it).
+    bytes are not what the key promises (`must_replace` then clears it). A
+    stale URL-keyed entry (see `is_current`) is a miss too, to be
+    revalidated, unless ``offline``: then it is served, marked ``stale``,
+    with a warning that says so.
     """
     entry = cache.lookup(resolved.bucket, resolved.key)
     if entry is None:
@@ -154,7 +191,23 @@ def cached_result(resolved: Resolved, cache: Cache, *, started: float) -> FetchR
             resolved.sha256,
         )
         return None
-    if _logger.isEnabledFor(logging.INFO):
+    stale = not is_current(resolved, entry.meta, max_age=max_age)
+    if stale:
+        checked = _ago(time.time() - entry.meta.last_checked)
+        if not offline:
+            _logger.info(
+                "Cache entry of %s is stale (checked with the server %s ago); revalidating it",
+                resolved.primary.redacted,
+                checked,
+            )
+            return None
+        _logger.warning(
+            "Using a stale copy of %s (offline mode; last checked with the server %s ago): %s",
+            resolved.primary.redacted,
+            checked,
+            entry.path,
+        )
+    elif _logger.isEnabledFor(logging.INFO):
         _logger.info("Cache hit: %s is %s", resolved.primary.redacted, entry.path)
     return FetchResult(
         path=entry.path,
@@ -164,7 +217,16 @@ def cached_result(resolved: Resolved, cache: Cache, *, started: float) -> FetchR
         from_cache=True,
         elapsed_s=time.monotonic() - started,
         extra={} if entry.meta.files is None else {"files": entry.meta.files},
+        stale=stale,
     )
+
+
+def _ago(seconds: float) -> str:
+    """A duration for a person: ``42s``, ``5m``, ``3h``, ``2d``."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size:.0f}{unit}"
+    return f"{max(0.0, seconds):.0f}s"
 
 
 def open_cache(cache: Cache | str | os.PathLike[str] | None) -> Cache:
@@ -211,16 +273,18 @@ def downloaded(
 def must_replace(resolved: Resolved, cache: Cache, *, refresh: bool) -> bool:
     """Whether the entry of ``resolved`` must go before a new one is committed.
 
-    On a refresh, and when it records another sha256 than the one asked
-    for: a commit keeps an entry that is already there, which must not be a
-    wrong one. Call it while holding the key's lock.
+    On a refresh, when it records another sha256 than the one asked for,
+    and when it is keyed by URL (it was stale, or it would have been a hit):
+    a commit keeps an entry that is already there, which must not be a
+    wrong or an old one. Call it while holding the key's lock.
     """
     if refresh:
         return True
-    if resolved.sha256 is None:
-        return False
     entry = cache.lookup(resolved.bucket, resolved.key)
-    return entry is not None and entry.meta.sha256 != resolved.sha256
+    if entry is None:
+        return False
+    # Under the lock, a URL-keyed entry still there was stale: the new download replaces it.
+    return resolved.sha256 is None or entry.meta.sha256 != resolved.sha256
 
 
 def deadline_passed(resolved: Resolved, deadline: float) -> DownloadError:

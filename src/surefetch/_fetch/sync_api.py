@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from surefetch._fetch.options import FetchArgs
+from surefetch._fetch.options import FetchArgs, resolve_max_age
 from surefetch._fetch.request import FetchRequest, FetchResult, cached_result, open_cache, resolve
 
 if TYPE_CHECKING:
@@ -39,6 +39,7 @@ def fetch(
     limits: ExtractLimits | None = None,
     extract_to: str | os.PathLike[str] | None = None,
     allow_insecure_redirects: bool | None = None,
+    max_age: float | None = None,
 ) -> Path:
     """Download ``url`` into the cache (or find it there) and return the cached file's path.
 
@@ -59,8 +60,16 @@ def fetch(
     args = FetchArgs(**locals())
     if not refresh and not extract and extract_to is None:
         # A cache hit needs no event loop, nor asyncio.
+        from surefetch._config import OFFLINE, resolve as resolve_setting
+
         request = args.request()
-        hit = cached_result(resolve(request), open_cache(cache), started=time.monotonic())
+        hit = cached_result(
+            resolve(request),
+            open_cache(cache),
+            started=time.monotonic(),
+            max_age=resolve_max_age(max_age),
+            offline=resolve_setting(OFFLINE) if offline is None else offline,
+        )
         if hit is not None:
             return hit.path
     return fetch_result(args).path

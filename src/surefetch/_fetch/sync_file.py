@@ -14,12 +14,20 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
+from surefetch._cache.freshness import forbids_storing
 from surefetch._errors import ConfigError
-from surefetch._fetch.commit import commit_download
+from surefetch._fetch.commit import (
+    commit_download,
+    keep_uncached,
+    revalidated,
+    revalidation,
+    stale_entry,
+)
 from surefetch._fetch.disk_full import dropping_partial_when_full
 from surefetch._fetch.options import FetchArgs, Options
 from surefetch._fetch.request import (
@@ -32,7 +40,17 @@ from surefetch._fetch.request import (
     resolve,
 )
 from surefetch._fetch.single_flight import single_flight_sync
-from surefetch._fetch.url_download import UrlDownload, all_failed, scrubbing, url_failed, verify
+from surefetch._fetch.url_download import (
+    NotModified,
+    Revalidation,
+    UrlDownload,
+    all_failed,
+    conditional_for,
+    not_modified_at,
+    scrubbing,
+    url_failed,
+    verify,
+)
 from surefetch._http.headers import basic_authorization
 from surefetch._http.partial import PartialFile
 from surefetch._http.stats import DownloadStats
@@ -77,7 +95,13 @@ class _SyncFileStore:
         return self.options.cache.lock(self.resolved.bucket, self.resolved.key)
 
     def lookup(self) -> FetchResult | None:
-        return cached_result(self.resolved, self.options.cache, started=self.started)
+        return cached_result(
+            self.resolved,
+            self.options.cache,
+            started=self.started,
+            max_age=self.options.max_age,
+            offline=self.options.offline,
+        )
 
     def offline_error(self) -> Exception:
         return offline_miss(self.resolved, self.options.cache)
@@ -90,9 +114,25 @@ class _SyncFileStore:
         partial_path = cache.partial_path(resolved.bucket, resolved.key)
         with dropping_partial_when_full(partial_path):
             stats = DownloadStats()
-            url, partial, digest = _download_any(
-                resolved, partial_path, options=options, stats=stats, timeouts=self.timeouts
+            stale = stale_entry(resolved, options)
+            found = _download_any(
+                resolved,
+                partial_path,
+                options=options,
+                stats=stats,
+                timeouts=self.timeouts,
+                revalidate=revalidation(stale),
             )
+            if isinstance(found, NotModified):
+                assert stale is not None
+                return revalidated(resolved, options, stale, stats, started=self.started)
+            url, partial, digest = found
+            if forbids_storing(stats.caching):
+                path = keep_uncached(resolved, options, partial.path, filename_from_url(url.url))
+                partial.sidecar.unlink(missing_ok=True)
+                return downloaded(
+                    resolved, path, digest, partial.size, stats=stats, started=self.started
+                )
             entry = commit_download(
                 resolved,
                 options,
@@ -106,6 +146,7 @@ class _SyncFileStore:
                     filename=filename_from_url(url.url),
                     meta=meta,
                 ),
+                caching=stats.caching,
             )
             partial.sidecar.unlink(missing_ok=True)
             return downloaded(
@@ -120,8 +161,14 @@ def _download_any(
     options: Options,
     stats: DownloadStats,
     timeouts: Timeouts,
-) -> tuple[ParsedURL, PartialFile, str]:
-    """`surefetch._fetch.mirrors.download_any`, blocking: the URL, else each mirror; verified."""
+    revalidate: Revalidation | None,
+) -> tuple[ParsedURL, PartialFile, str] | NotModified:
+    """`surefetch._fetch.mirrors.download_unless_current`, blocking: the URL, else each mirror.
+
+    Returns the URL that worked, the complete partial file (verified) and
+    its sha256, or `NotModified` when the URL of a stale copy answered its
+    revalidation with ``304``.
+    """
     policy = scrubbing(options.policy, resolved.redactor)
     failures: list[tuple[ParsedURL, BaseException]] = []
     for index, url in enumerate(resolved.urls):
@@ -136,7 +183,10 @@ def _download_any(
                 independent=index > 0,
                 resolved=resolved,
                 timeouts=timeouts,
+                conditional=conditional_for(revalidate, url),
             )
+            if partial is None:
+                return not_modified_at(url)
             digest = verify(partial, url=url, sha256=resolved.sha256, size=resolved.size)
         except (ConfigError, DeadlinePassed):
             raise
@@ -157,14 +207,19 @@ def _download_one_url(
     independent: bool,
     resolved: Resolved,
     timeouts: Timeouts,
-) -> PartialFile:
-    """Download ``url`` into the partial file with retries and resume (see `UrlDownload`)."""
+    conditional: Mapping[str, str] | None,
+) -> PartialFile | None:
+    """Download ``url`` into the partial file with retries and resume (see `UrlDownload`).
+
+    None when ``conditional`` headers were answered with ``304 Not Modified``.
+    """
     authorization = basic_authorization(url.username, url.password)
     partial = PartialFile.open(partial_path, url=url.url, label=url.redacted)
     download = UrlDownload(url, partial, policy=policy, sha256=resolved.sha256, size=resolved.size)
     if download.found_complete():
         return partial
     first = True
+    not_modified = False
     try:
         for attempt in retrying(
             policy=download.policy, operation=f"GET {url.redacted}", independent=independent
@@ -175,7 +230,7 @@ def _download_one_url(
                 first = False
                 if download.before_attempt():
                     stats.attempts += 1
-                    download_attempt_sync(
+                    not_modified = download_attempt_sync(
                         url,
                         partial,
                         authorization=authorization,
@@ -184,8 +239,12 @@ def _download_one_url(
                         stats=stats,
                         progress=options.progress,
                         timeouts=timeouts,
+                        conditional=conditional,
                     )
-                download.after_attempt()
+                download.after_attempt(not_modified=not_modified)
     finally:
         partial.close()
+    if not_modified:
+        partial.discard()
+        return None
     return partial

@@ -13,7 +13,8 @@ No asyncio, no transport.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from surefetch._errors import DownloadError, IntegrityError, TransientDownloadError
@@ -112,8 +113,13 @@ class UrlDownload:
         self._size_before_attempt = self.partial.size
         return not self.partial.complete
 
-    def after_attempt(self) -> None:
-        """Start over, once, when a resume without a validator ended in a mismatch."""
+    def after_attempt(self, *, not_modified: bool = False) -> None:
+        """Start over, once, when a resume without a validator ended in a mismatch.
+
+        Nothing to check after a ``304`` (``not_modified``): no body came.
+        """
+        if not_modified:
+            return
         partial = self.partial
         mismatch = _mismatch(partial, sha256=self.sha256, size=self.size)
         if mismatch is not None and partial.unguarded and not self.restarted:
@@ -123,6 +129,36 @@ class UrlDownload:
                 f"{mismatch} of {self.url.redacted} after a resume without a validator; "
                 "downloading it again from zero"
             )
+
+
+@dataclass(frozen=True, slots=True)
+class NotModified:
+    """The server answered a revalidation with ``304``: the cached copy of ``url`` is current.
+
+    What the ``304`` said about caching is in the `DownloadStats` of the fetch.
+    """
+
+    url: ParsedURL
+
+
+Revalidation = tuple[str, Mapping[str, str]]
+"""The (redacted) URL a cached copy came from, and the conditional headers for it."""
+
+
+def conditional_for(revalidate: Revalidation | None, url: ParsedURL) -> Mapping[str, str] | None:
+    """The conditional headers to send to ``url``: only to the URL the cached copy came from.
+
+    Another server's validators say nothing about this one's file.
+    """
+    if revalidate is not None and revalidate[0] == url.redacted:
+        return revalidate[1]
+    return None
+
+
+def not_modified_at(url: ParsedURL) -> NotModified:
+    """The `NotModified` of a ``304`` from ``url``, logged."""
+    logger.info("Not modified: the cached copy of %s is current", url.redacted)
+    return NotModified(url)
 
 
 def _mismatch(partial: PartialFile, *, sha256: str | None, size: int | None) -> str | None:

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 
 from surefetch._http.aiohttp_support import plain_connect_error
 from surefetch._http.body import stream_body
-from surefetch._http.exchange import check_body_end, range_note, request_headers, take_reply
+from surefetch._http.exchange import (
+    check_body_end,
+    not_modified,
+    range_note,
+    request_headers,
+    take_reply,
+)
 from surefetch._http.headers import shown_headers
 from surefetch._http.partial import PartialFile
 from surefetch._http.redirects import (
@@ -37,8 +44,15 @@ async def download_attempt(
     allow_insecure_redirects: bool = False,
     stats: DownloadStats,
     progress: ProgressCallback | None = None,
-) -> None:
+    conditional: Mapping[str, str] | None = None,
+) -> bool:
     """Make one request for ``url`` and append its body to ``partial``.
+
+    ``conditional`` (`surefetch._cache.freshness.conditional_headers`) asks
+    whether a cached copy is still current (see `request_headers`). Returns
+    True when the server answered it with ``304 Not Modified`` (nothing is
+    appended), False when a body was appended. What the response says about
+    caching goes to ``stats.caching``.
 
     ``checked`` says that the finished file is checked against a sha256 or
     a size, which makes a resume safe without a validator. A redirect from
@@ -50,10 +64,19 @@ async def download_attempt(
     short of the file, and whatever the transport raises when the
     connection fails.
     """
-    headers = request_headers(partial, authorization=authorization, checked=checked)
+    headers, asked_if_changed = request_headers(
+        partial, authorization=authorization, checked=checked, conditional=conditional
+    )
     asked_from = partial.size
     response = await _get(session, url.url, headers, allow_insecure=allow_insecure_redirects)
     async with response:
+        if not_modified(
+            response.status,
+            response.headers.items(),
+            asked_if_changed=asked_if_changed,
+            stats=stats,
+        ):
+            return True
         verdict = take_reply(
             partial,
             url,
@@ -67,6 +90,7 @@ async def download_attempt(
         )
         await stream_body(response, partial, verdict.total, progress)
         check_body_end(partial, url, verdict)
+    return False
 
 
 async def _get(

@@ -15,8 +15,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 
+from surefetch._cache.freshness import caching_headers
 from surefetch._errors import HTTPStatusError, TransientDownloadError
 from surefetch._http.headers import parse_retry_after
 from surefetch._http.partial import PartialFile
@@ -33,13 +34,21 @@ _NO_VALIDATOR = (
 
 
 def request_headers(
-    partial: PartialFile, *, authorization: str | None, checked: bool
-) -> dict[str, str]:
-    """The headers of the next request for ``partial``: a range of the rest, if it may resume.
+    partial: PartialFile,
+    *,
+    authorization: str | None,
+    checked: bool,
+    conditional: Mapping[str, str] | None = None,
+) -> tuple[dict[str, str], bool]:
+    """The headers of the next request for ``partial``, and whether they ask "has it changed?".
 
+    A partial that may resume asks for the rest (``Range``, ``If-Range``).
     ``checked`` says that the finished file is checked against a sha256 or
     a size, which makes a resume safe without a validator; a partial that
     cannot be resumed is restarted here, with the reason logged.
+    ``conditional`` (`surefetch._cache.freshness.conditional_headers`) asks
+    whether a cached copy is still current; it is sent only when the
+    request starts from byte 0 (a resume is guarded by ``If-Range`` instead).
     """
     headers: dict[str, str] = {"Accept-Encoding": "identity"}
     if authorization is not None:
@@ -50,7 +59,28 @@ def request_headers(
             partial.restart(_NO_VALIDATOR)
     else:
         headers.update(ranged)
-    return headers
+    # Revalidation (RFC 9111 4.3): only a fresh start asks "has it changed?".
+    asked_if_changed = bool(conditional) and partial.size == 0 and ranged is None
+    if asked_if_changed and conditional is not None:
+        headers.update(conditional)
+    return headers, asked_if_changed
+
+
+def not_modified(
+    status: int,
+    headers: Iterable[tuple[str, str]],
+    *,
+    asked_if_changed: bool,
+    stats: DownloadStats,
+) -> bool:
+    """Whether the reply is the ``304`` to a revalidation: the cached copy is current.
+
+    What the reply says about caching goes to ``stats.caching`` either way.
+    A ``304`` to a request that was not conditional is judged by
+    `take_reply` as the error it is.
+    """
+    stats.caching = caching_headers(headers)
+    return status == 304 and asked_if_changed
 
 
 def take_reply(

@@ -13,6 +13,8 @@ class DownloadStats:
     attempts: int = 0
     resumed_bytes: int = 0
     urls_tried: list[str] = field(default_factory=list)
+    # What the last response said about caching (`surefetch._cache.freshness.caching_headers`).
+    caching: dict[str, str] = field(default_factory=dict)
 
 
 ProgressCallback = Callable[[int, "int | None"], None]

@@ -17,9 +17,16 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from surefetch._http.exchange import check_body_end, range_note, request_headers, take_reply
+from surefetch._http.exchange import (
+    check_body_end,
+    not_modified,
+    range_note,
+    request_headers,
+    take_reply,
+)
 from surefetch._http.headers import shown_headers
 from surefetch._http.partial import PartialFile
 from surefetch._http.redirects import (
@@ -100,18 +107,27 @@ def download_attempt_sync(
     stats: DownloadStats,
     progress: ProgressCallback | None = None,
     timeouts: Timeouts,
+    conditional: Mapping[str, str] | None = None,
     connections: Pool = pool,
-) -> None:
+) -> bool:
     """Make one request for ``url`` and append its body to ``partial``.
 
-    What `surefetch._http.attempt.download_attempt` does, on `http.client`
-    and the process's kept connections. Raises `DeadlinePassed` when the
-    deadline passes while it runs.
+    What `surefetch._http.attempt.download_attempt` does (True for a
+    ``304`` to a revalidation), on `http.client` and the process's kept
+    connections. Raises `DeadlinePassed` when the deadline passes while it
+    runs.
     """
-    headers = request_headers(partial, authorization=authorization, checked=checked)
+    headers, asked_if_changed = request_headers(
+        partial, authorization=authorization, checked=checked, conditional=conditional
+    )
     asked_from = partial.size
     exchange = _get(url.url, headers, allow_insecure_redirects, timeouts, connections)
     response = exchange.response
+    if not_modified(
+        response.status, response.getheaders(), asked_if_changed=asked_if_changed, stats=stats
+    ):
+        exchange.discard_body()  # a 304 has none: the connection stays alive
+        return True
     done = False
     try:
         verdict = take_reply(
@@ -135,6 +151,7 @@ def download_attempt_sync(
         done = True
     finally:
         exchange.finish(reusable=done)
+    return False
 
 
 def _content_length(response: http.client.HTTPResponse) -> int | None:
