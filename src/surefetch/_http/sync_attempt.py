@@ -4,18 +4,14 @@
 range to ask for, what a reply means, where a redirect leads, whether the
 body ended where it should) is made by the shared code of
 `surefetch._http.exchange` and `surefetch._http.redirects`, which the aiohttp
-attempt calls too. This module moves bytes: it reads the body with
-``readinto`` into reused 1 MiB buffers and writes them to the partial file as
-they come; for a large body the sha256 runs on a second thread, in order,
-while the next buffer is received, so hashing costs no wall time on two cores.
+attempt calls too. This module sends the request, follows redirects and
+keeps connections alive; `surefetch._http.sync_body` reads the body.
 """
 
 from __future__ import annotations
 
 import http.client
 import logging
-import queue
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,21 +33,12 @@ from surefetch._http.redirects import (
 )
 from surefetch._http.stats import DownloadStats, ProgressCallback
 from surefetch._http.stdlib_pool import USER_AGENT, Pool, Target, pool, target_of
-from surefetch._http.writeback import Writeback
+from surefetch._http.sync_body import read_body
 from surefetch._url import ParsedURL, redact_url
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    import hashlib
 
 logger = logging.getLogger("surefetch")
 
-CHUNK_SIZE = 1 << 20
-# Below this many bytes to go, hashing on a second thread costs more than it saves.
-_THREADED_HASH_FROM = 8 << 20
-# Buffers in flight between the receiving thread and the hashing one.
-_BUFFERS = 4
-# A redirect's or an error's body up to this size is read so the connection stays alive.
+# A redirect's body up to this size is read so that the connection stays alive.
 _DRAIN_LIMIT = 64 << 10
 
 
@@ -142,7 +129,14 @@ def download_attempt_sync(
             stats=stats,
         )
         try:
-            _read_body(exchange, partial, verdict.total, progress, timeouts)
+            read_body(
+                response,
+                partial,
+                verdict.total,
+                progress,
+                sock=exchange.connection.sock,
+                read_timeout=None if timeouts.deadline is None else timeouts.for_read,
+            )
         except TimeoutError:
             if timeouts.passed():
                 raise DeadlinePassed from None
@@ -259,148 +253,3 @@ def _request(
         connection.close()
         raise
     return _Exchange(target, connection, response, connections)
-
-
-def _read_body(
-    exchange: _Exchange,
-    partial: PartialFile,
-    total: int | None,
-    progress: ProgressCallback | None,
-    timeouts: Timeouts,
-) -> None:
-    """Append the body to ``partial`` as it arrives, 1 MiB at a time.
-
-    Every byte received is written before the error that stopped the body
-    is raised, so the next attempt resumes after every byte that arrived.
-    """
-    reader = _BodyReader(exchange.response)
-    sock = exchange.connection.sock
-    bounded = timeouts.deadline is not None and sock is not None
-    large = total is None or total - partial.size >= _THREADED_HASH_FROM
-    hashing = _HashThread(partial.hasher) if large else None
-    writeback = Writeback(partial.path, partial.size) if large else None
-    buffers = [memoryview(bytearray(CHUNK_SIZE)) for _ in range(_BUFFERS if large else 1)]
-    try:
-        while True:
-            index = 0 if hashing is None else hashing.free()
-            if bounded:
-                assert sock is not None
-                sock.settimeout(timeouts.for_read())
-            received, error = reader.fill(buffers[index])
-            if not received:
-                if hashing is not None:
-                    hashing.give_back(index)
-            else:
-                chunk = buffers[index][:received]
-                if hashing is None:
-                    partial.append(chunk)
-                else:
-                    try:
-                        partial.append_unhashed(chunk)
-                    except BaseException:
-                        hashing.give_back(index)
-                        raise
-                    hashing.hash(index, chunk)
-                if writeback is not None:
-                    writeback.written(partial.size)
-                if progress is not None:
-                    progress(partial.size, total)
-            if error is not None:
-                raise error
-            if not received:
-                break
-    finally:
-        if hashing is not None:
-            hashing.join()
-        if writeback is not None:
-            writeback.close()
-        partial.close()
-    if progress is not None:
-        progress(partial.size, total)
-
-
-class _BodyReader:
-    """Fills buffers from a reply's body, keeping what arrived before a failure.
-
-    A body of known length (``Content-Length``, not chunked; `http.client`
-    said which) is read with ``readinto1``, one receive at a time, stopping
-    exactly at its end, so that a failure mid-buffer loses none of the bytes
-    that came before it; the reply is then closed, which leaves the
-    connection ready for the next request. Any other body is read through
-    `http.client`'s own ``readinto``, which decodes chunks.
-    """
-
-    def __init__(self, response: http.client.HTTPResponse) -> None:
-        self._response = response
-        length = response.length
-        self._remaining = None if response.chunked or length is None else length
-
-    def fill(self, buffer: memoryview) -> tuple[int, BaseException | None]:
-        """Fill ``buffer`` as far as the body goes; the bytes put in it, and the error met."""
-        remaining = self._remaining
-        if remaining is None:
-            try:
-                return self._response.readinto(buffer), None
-            except Exception as failed:
-                return 0, failed
-        fp = self._response.fp
-        want = min(len(buffer), remaining)
-        filled = 0
-        met: BaseException | None = None
-        try:
-            while filled < want:
-                got = fp.readinto1(buffer[filled:want])
-                if not got:
-                    break  # the server closed early: the shared end check tells it
-                filled += got
-        except Exception as failure:
-            met = failure
-        self._remaining = remaining - filled
-        if met is not None:
-            return filled, met
-        if self._remaining == 0:
-            self._response.close()  # read to its end: the connection may be kept
-        return filled, None
-
-
-class _HashThread:
-    """A thread that hashes the received buffers in order while the next ones arrive.
-
-    Started per large body and joined at its end: nothing runs between
-    downloads. The receiving thread takes a free buffer index (`free`),
-    fills it, and hands it over (`hash`); the thread hashes it and frees it.
-    `join` waits for every handed-over buffer, so the partial file's hash
-    always covers its bytes once the body loop has ended, however it ended.
-    """
-
-    def __init__(self, hasher: hashlib._Hash) -> None:
-        self._hasher = hasher
-        self._full: queue.SimpleQueue[tuple[int, memoryview] | None] = queue.SimpleQueue()
-        self._free: queue.SimpleQueue[int] = queue.SimpleQueue()
-        for index in range(_BUFFERS):
-            self._free.put(index)
-        self._thread = threading.Thread(target=self._run, name="surefetch-hash", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (item := self._full.get()) is not None:
-            index, chunk = item
-            self._hasher.update(chunk)
-            self._free.put(index)
-
-    def free(self) -> int:
-        """The index of a buffer that may be filled (waits for the hasher if none is)."""
-        return self._free.get()
-
-    def give_back(self, index: int) -> None:
-        """Return a buffer that was taken but not filled."""
-        self._free.put(index)
-
-    def hash(self, index: int, chunk: memoryview) -> None:
-        """Hash ``chunk`` (a view of buffer ``index``) after those handed over before it."""
-        self._full.put((index, chunk))
-
-    def join(self) -> None:
-        """Wait until everything handed over is hashed; the thread then ends."""
-        self._full.put(None)
-        self._thread.join()
