@@ -266,7 +266,7 @@ def _prune_unlocked(cache: MaintainedCache, path: str, lock: str | None) -> int 
     """Remove a temporary if no live writer owns it; its bytes, or None when it stays."""
     if lock is None:
         return _remove(cache, path)
-    from surefetch._cache.lock import try_hold  # filelock: imported by writers only
+    from surefetch._cache.lock import try_hold  # the lock machinery: imported by writers only
 
     with try_hold(lock) as held:
         return _remove(cache, path) if held else None

@@ -14,7 +14,6 @@ import contextlib
 import errno
 import logging
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -107,6 +106,8 @@ def _move(source: str, target: str, *, policy: RetryPolicy | None) -> None:
             raise
         # The source is on another filesystem: copy it into the temporary
         # area (still invisible to readers), then drop the original.
+        import shutil
+
         if os.path.isdir(source):
             shutil.copytree(source, target, symlinks=True)
         else:

@@ -30,7 +30,6 @@ import hashlib
 import logging
 import os
 import re
-import secrets
 from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import Protocol
@@ -110,7 +109,7 @@ class Staging:
         self._cache.prepare()
         parent = os.path.realpath(self._target.parent)
         while True:
-            path = os.path.join(parent, f".{self._target.name}{MARK}{secrets.token_hex(8)}")
+            path = os.path.join(parent, f".{self._target.name}{MARK}{os.urandom(8).hex()}")
             digest = digest_of(path)
             lock = _lock_path(self._cache, digest)
             stack = ExitStack()

@@ -49,7 +49,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import secrets
 import tempfile
 from collections.abc import Iterator
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
@@ -277,7 +276,7 @@ class Cache:
         from surefetch._cache.publish import remove_quietly
         from surefetch._fs import ops as _fs
 
-        trash = os.path.join(self._tmp, f"{TRASH_PREFIX}{secrets.token_hex(8)}")
+        trash = os.path.join(self._tmp, f"{TRASH_PREFIX}{os.urandom(8).hex()}")
         try:
             _fs.rename(path, trash, policy=self.fs_policy)
         except FileNotFoundError:
@@ -334,7 +333,7 @@ class Cache:
             >>> with cache.lock(BUCKET_DOWNLOADS, "ab" * 16):
             ...     pass
         """
-        from surefetch._cache.lock import hold  # filelock is imported only by writers
+        from surefetch._cache.lock import hold  # the lock machinery: imported by writers only
 
         return hold(**self._lock_arguments(bucket, key, timeout))
 

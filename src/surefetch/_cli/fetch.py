@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 import os
-import secrets
 import shutil
 import stat
 import sys
@@ -176,7 +175,7 @@ def _replace(source: Path, destination: Path, *, mode: int | None) -> None:
     """
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     for _ in range(100):
-        temporary = destination.parent / f".{destination.name[:200]}.{secrets.token_hex(4)}.part"
+        temporary = destination.parent / f".{destination.name[:200]}.{os.urandom(4).hex()}.part"
         try:
             handle = os.open(temporary, flags, 0o666)
             break

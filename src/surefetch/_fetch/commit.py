@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -130,6 +129,8 @@ def keep_uncached(resolved: Resolved, options: Options, source: Path, name: str)
     cache = options.cache
     cache.remove(resolved.bucket, resolved.key)
     cache.prepare()
+    import tempfile  # rare (no-store), and tempfile brings shutil and random
+
     home = tempfile.mkdtemp(
         dir=cache.tmp_dir, prefix=f"{bucket_dir_name(resolved.bucket)}~{resolved.key}~"
     )
