@@ -1,6 +1,7 @@
-"""Per-key inter-process locks for the cache (filelock), with a logged, bounded wait.
+"""Per-key inter-process locks for the cache, with a logged, bounded wait.
 
-The lock is an OS lock (``flock`` on POSIX) on a file under ``<root>/locks``,
+The lock is an OS lock (``flock`` on POSIX, taken directly by
+`surefetch._cache.oslock`; filelock elsewhere) on a file under ``<root>/locks``,
 so it is released when its holder dies, even by SIGKILL. Lock files are never
 deleted: a process may have the file open and be about to lock it, and
 deleting the name would let a third process lock a new file of the same name
@@ -17,6 +18,7 @@ from contextlib import asynccontextmanager, contextmanager
 
 from filelock import FileLock, Timeout
 
+from surefetch._cache import oslock
 from surefetch._errors import LockTimeout
 
 TYPE_CHECKING = False
@@ -25,9 +27,43 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("surefetch")
 
-# Polling the OS lock from the event loop: first soon, then at most this often.
+# Polling the OS lock while waiting for it: first soon, then at most this often.
 _POLL_FIRST = 0.005
 _POLL_MAX = 0.25
+
+
+class _PathLock:
+    """The OS lock on one lock file: `surefetch._cache.oslock` where it can, else filelock."""
+
+    __slots__ = ("_file_lock", "_held", "path")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._held: oslock.Held | None = None
+        self._file_lock: FileLock | None = None
+
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free right now; whether it is now held."""
+        if self._file_lock is None:
+            try:
+                self._held = oslock.try_lock(self.path)
+            except oslock.Unsupported:
+                # Not thread-local: async callers enter and exit in different worker threads.
+                self._file_lock = FileLock(self.path, thread_local=False)
+            else:
+                return self._held is not None
+        try:
+            self._file_lock.acquire(timeout=0)
+        except Timeout:
+            return False
+        return True
+
+    def release(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            oslock.unlock(held)
+        elif self._file_lock is not None:
+            self._file_lock.release()
 
 
 @contextmanager
@@ -35,20 +71,22 @@ def hold(path: str, *, timeout: float, what: str) -> Iterator[None]:
     """Hold the lock at ``path``, waiting at most ``timeout`` seconds for it.
 
     Logs at INFO before waiting, so a user sees why nothing happens, and
-    raises `LockTimeout` naming ``what`` when the time is up.
+    raises `LockTimeout` naming ``what`` when the time is up. The wait polls
+    the lock, soon at first and then at most every quarter second.
     """
-    # Not thread-local: async callers enter and exit in different worker threads.
-    lock = FileLock(path, thread_local=False)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
+    lock = _PathLock(path)
+    if not lock.try_acquire():
         logger.info(
             "Waiting for another process to finish %s (lock %s, timeout %gs)", what, path, timeout
         )
-        try:
-            lock.acquire(timeout=timeout)
-        except Timeout:
-            raise LockTimeout(what=what, path=path, timeout=timeout) from None
+        started = time.monotonic()
+        delay = _POLL_FIRST
+        while not lock.try_acquire():
+            waited = time.monotonic() - started
+            if waited >= timeout:
+                raise LockTimeout(what=what, path=path, timeout=timeout) from None
+            time.sleep(min(delay, timeout - waited))
+            delay = min(delay * 2, _POLL_MAX)
     try:
         yield
     finally:
@@ -58,10 +96,8 @@ def hold(path: str, *, timeout: float, what: str) -> Iterator[None]:
 @contextmanager
 def try_hold(path: str) -> Iterator[bool]:
     """Hold the lock at ``path`` if it is free right now; yields whether it is held."""
-    lock = FileLock(path, thread_local=False)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
+    lock = _PathLock(path)
+    if not lock.try_acquire():
         yield False
         return
     try:
@@ -120,25 +156,21 @@ async def hold_async(path: str, *, timeout: float, what: str) -> AsyncIterator[N
         except asyncio.TimeoutError:
             raise LockTimeout(what=what, path=path, timeout=timeout) from None
         try:
-            lock = FileLock(path, thread_local=False)
+            lock = _PathLock(path)
             delay = _POLL_FIRST
-            while True:
-                try:
-                    lock.acquire(timeout=0)
-                    break
-                except Timeout:
-                    waited = time.monotonic() - started
-                    if delay == _POLL_FIRST:
-                        logger.info(
-                            "Waiting for another process to finish %s (lock %s, timeout %gs)",
-                            what,
-                            path,
-                            timeout,
-                        )
-                    if waited >= timeout:
-                        raise LockTimeout(what=what, path=path, timeout=timeout) from None
-                    await asyncio.sleep(min(delay, timeout - waited))
-                    delay = min(delay * 2, _POLL_MAX)
+            while not lock.try_acquire():
+                waited = time.monotonic() - started
+                if delay == _POLL_FIRST:
+                    logger.info(
+                        "Waiting for another process to finish %s (lock %s, timeout %gs)",
+                        what,
+                        path,
+                        timeout,
+                    )
+                if waited >= timeout:
+                    raise LockTimeout(what=what, path=path, timeout=timeout) from None
+                await asyncio.sleep(min(delay, timeout - waited))
+                delay = min(delay * 2, _POLL_MAX)
             try:
                 yield
             finally:
