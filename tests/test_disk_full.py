@@ -163,7 +163,7 @@ def test_an_injected_enospc_on_entry_json_is_a_cache_error_and_the_cache_stays_s
     full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     with (
         no_wait(),
-        inject_fs_faults(operation="write_atomic", error=full) as faults,
+        inject_fs_faults(operation="write_new", error=full) as faults,
         pytest.raises(CacheError, match="Cannot commit the cache entry") as caught,
     ):
         surefetch.fetch(url, cache=cache)

@@ -23,6 +23,7 @@ import pytest
 import trustme
 
 import surefetch
+from surefetch.cache import Cache, Entry
 from surefetch.testing import ChaosServer
 
 # The protocol matrix: every test runs on both transports of the synchronous API.
@@ -219,3 +220,30 @@ def test_the_interpreter_exits_without_warnings(
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     assert len(list((tmp_path / "cache").rglob("*.bin"))) == 2
+
+
+class CountingCache(Cache):
+    """A cache that counts its lookups (each one opens and parses entry.json)."""
+
+    lookups = 0
+
+    def lookup(self, bucket: str, key: str) -> Entry | None:
+        self.lookups += 1
+        return super().lookup(bucket, key)
+
+
+def test_a_miss_reads_the_entry_once_before_the_lock_and_once_under_it(
+    server: ChaosServer, tmp_path: Path, transport: str
+) -> None:
+    if transport != "stdlib":
+        pytest.skip("the aiohttp transport's store looks up on its own (unchanged)")
+    cache = CountingCache(tmp_path)
+    surefetch.fetch(server.url("/f0.bin"), cache=cache)
+    assert cache.lookups == 2
+    cache.lookups = 0
+    surefetch.fetch(server.url("/f0.bin"), cache=cache)  # a hit
+    assert cache.lookups == 1
+    cache.lookups = 0
+    surefetch.fetch(server.url("/f0.bin"), cache=cache, refresh=True)
+    assert cache.lookups == 0
+    assert len(server.requests) == 2

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager
 
 import pytest
 
-from surefetch._fetch.single_flight import single_flight
+from surefetch._fetch.single_flight import single_flight, single_flight_sync
 
 
 class Store:
@@ -80,3 +80,42 @@ def test_the_lock_is_released_when_producing_fails() -> None:
     with pytest.raises(OSError, match="disk full"):
         asyncio.run(single_flight(store))
     assert store.calls[-1] == "unlock"
+
+
+class SyncStore:
+    """`Store` for `single_flight_sync`."""
+
+    def __init__(self, *entries: str | None) -> None:
+        self.entries = list(entries)
+        self.calls: list[str] = []
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        self.calls.append("lock")
+        try:
+            yield
+        finally:
+            self.calls.append("unlock")
+
+    def lookup(self) -> str | None:
+        self.calls.append("lookup")
+        return self.entries.pop(0) if self.entries else None
+
+    def produce(self) -> str:
+        self.calls.append("produce")
+        return "made"
+
+    def offline_error(self) -> Exception:
+        return LookupError("offline miss")
+
+
+def test_the_sync_steps_are_the_same() -> None:
+    store = SyncStore(None, None)
+    assert single_flight_sync(store) == "made"
+    assert store.calls == ["lookup", "lock", "lookup", "produce", "unlock"]
+
+
+def test_a_caller_that_just_looked_up_skips_only_the_lookup_before_the_lock() -> None:
+    store = SyncStore("made by another process")
+    assert single_flight_sync(store, looked_up=True) == "made by another process"
+    assert store.calls == ["lock", "lookup", "unlock"]

@@ -664,13 +664,18 @@ def load_config_file(*, cwd: str | None = None, config_dir: str | None = None) -
         >>> load_config_file(cwd=empty, config_dir=empty).values
         {}
     """
-    global _cached
     if cwd is not None or config_dir is not None:
         return _load(
             _current_dir() if cwd is None else cwd,
             _user_config_dir() if config_dir is None else config_dir,
         )
-    here, user = _current_dir(), _user_config_dir()
+    return _files_of(_current_dir())
+
+
+def _files_of(here: str) -> ConfigFiles:
+    """`load_config_file` for the working directory ``here`` and the user config directory."""
+    global _cached
+    user = _user_config_dir()
     cached = _cached
     if cached is not None and cached[0] == here and cached[1] == user:
         return cached[2]
@@ -765,12 +770,9 @@ def resolve(setting: Setting[Any] | str, *, flag_value: object = None) -> Any:
     """
     if isinstance(setting, str):
         setting = BY_NAME[setting]
+    here = _current_dir()
     value, _ = resolve_in(
-        setting,
-        flag_value=flag_value,
-        environ=os.environ,
-        files=load_config_file(),
-        cwd=_current_dir(),
+        setting, flag_value=flag_value, environ=os.environ, files=_files_of(here), cwd=here
     )
     return value
 

@@ -1,115 +1,74 @@
 """Per-key inter-process locks for the cache, with a logged, bounded wait.
 
-The lock is an OS lock on a file under ``<root>/locks``, so it is released
-when its holder dies, even by SIGKILL: ``flock`` on POSIX, taken here
-directly, and filelock's lock elsewhere (Windows). filelock takes ``flock``
-the same way on POSIX, but importing it costs a command-line miss more than
-20 ms, more than all the rest of what a miss imports to lock and publish;
-a test holds the two to the same behaviour, in both directions.
-
-Lock files are never deleted: a process may have the file open and be about
-to lock it, and deleting the name would let a third process lock a new file
-of the same name while the second one holds the old, so two would hold
-"the" lock.
+The lock is an OS lock (``flock`` on POSIX, taken directly by
+`surefetch._cache.oslock`; filelock elsewhere) on a file under ``<root>/locks``,
+so it is released when its holder dies, even by SIGKILL. Lock files are never
+deleted: a process may have the file open and be about to lock it, and
+deleting the name would let a third process lock a new file of the same name
+while the second one holds the old, so two would hold "the" lock.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 import weakref
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
+from surefetch._cache import oslock
 from surefetch._errors import LockTimeout
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import asyncio
-    from typing import Any
 
-try:
-    import fcntl
-except ImportError:  # Windows: filelock's msvcrt lock
-    fcntl = None  # type: ignore[assignment]
+    from filelock import FileLock
 
 logger = logging.getLogger("surefetch")
 
-# Polling the OS lock from the event loop: first soon, then at most this often.
+# Polling the OS lock while waiting for it: first soon, then at most this often.
 _POLL_FIRST = 0.005
 _POLL_MAX = 0.25
-# Polling it from a blocked thread, as filelock does by default.
-_POLL_SYNC = 0.05
 
 
-class OSLock:
-    """An exclusive OS lock on the file at ``path``, not re-entrant, taken without blocking.
+class _PathLock:
+    """The OS lock on one lock file: `surefetch._cache.oslock` where it can, else filelock."""
 
-    Two holders conflict whether they are in two processes or in two
-    threads of one: each takes the lock through its own open file.
-
-    Example:
-        >>> import os, tempfile
-        >>> path = os.path.join(tempfile.mkdtemp(), "key.lock")
-        >>> first, second = OSLock(path), OSLock(path)
-        >>> first.try_acquire(), second.try_acquire()
-        (True, False)
-        >>> first.release(); second.try_acquire()
-        True
-        >>> second.release()
-    """
+    __slots__ = ("_file_lock", "_held", "path")
 
     def __init__(self, path: str) -> None:
-        self._path = path
-        self._fd: int | None = None
-        self._fallback: Any = None
+        self.path = path
+        self._held: oslock.Held | None = None
+        self._file_lock: FileLock | None = None
 
     def try_acquire(self) -> bool:
-        """Take the lock if it is free now; whether it was taken."""
-        if fcntl is None:
-            from filelock import FileLock, Timeout
-
-            lock = FileLock(self._path, thread_local=False)
+        """Take the lock if it is free right now; whether it is now held."""
+        if self._file_lock is None:
             try:
-                lock.acquire(timeout=0)
-            except Timeout:
-                return False
-            self._fallback = lock
-            return True
-        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+                self._held = oslock.try_lock(self.path)
+            except oslock.Unsupported:
+                # Imported only here: filelock costs a command-line miss 20 ms to import.
+                from filelock import FileLock
+
+                # Not thread-local: async callers enter and exit in different worker threads.
+                self._file_lock = FileLock(self.path, thread_local=False)
+            else:
+                return self._held is not None
+        from filelock import Timeout
+
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+            self._file_lock.acquire(timeout=0)
+        except Timeout:
             return False
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd = fd
         return True
 
     def release(self) -> None:
-        """Let the lock go (closing its file would, too)."""
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            finally:
-                os.close(fd)
-        fallback, self._fallback = self._fallback, None
-        if fallback is not None:
-            fallback.release()
-
-    def acquire(self, *, timeout: float) -> bool:
-        """Take the lock, waiting at most ``timeout`` seconds; whether it was taken."""
-        deadline = time.monotonic() + timeout
-        while not self.try_acquire():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            time.sleep(min(_POLL_SYNC, left))
-        return True
+        held, self._held = self._held, None
+        if held is not None:
+            oslock.unlock(held)
+        elif self._file_lock is not None:
+            self._file_lock.release()
 
 
 @contextmanager
@@ -117,16 +76,22 @@ def hold(path: str, *, timeout: float, what: str) -> Iterator[None]:
     """Hold the lock at ``path``, waiting at most ``timeout`` seconds for it.
 
     Logs at INFO before waiting, so a user sees why nothing happens, and
-    raises `LockTimeout` naming ``what`` when the time is up.
+    raises `LockTimeout` naming ``what`` when the time is up. The wait polls
+    the lock, soon at first and then at most every quarter second.
     """
-    # Not tied to a thread: async callers enter and exit in different worker threads.
-    lock = OSLock(path)
+    lock = _PathLock(path)
     if not lock.try_acquire():
         logger.info(
             "Waiting for another process to finish %s (lock %s, timeout %gs)", what, path, timeout
         )
-        if not lock.acquire(timeout=timeout):
-            raise LockTimeout(what=what, path=path, timeout=timeout)
+        started = time.monotonic()
+        delay = _POLL_FIRST
+        while not lock.try_acquire():
+            waited = time.monotonic() - started
+            if waited >= timeout:
+                raise LockTimeout(what=what, path=path, timeout=timeout) from None
+            time.sleep(min(delay, timeout - waited))
+            delay = min(delay * 2, _POLL_MAX)
     try:
         yield
     finally:
@@ -136,7 +101,7 @@ def hold(path: str, *, timeout: float, what: str) -> Iterator[None]:
 @contextmanager
 def try_hold(path: str) -> Iterator[bool]:
     """Hold the lock at ``path`` if it is free right now; yields whether it is held."""
-    lock = OSLock(path)
+    lock = _PathLock(path)
     if not lock.try_acquire():
         yield False
         return
@@ -196,7 +161,7 @@ async def hold_async(path: str, *, timeout: float, what: str) -> AsyncIterator[N
         except asyncio.TimeoutError:
             raise LockTimeout(what=what, path=path, timeout=timeout) from None
         try:
-            lock = OSLock(path)
+            lock = _PathLock(path)
             delay = _POLL_FIRST
             while not lock.try_acquire():
                 waited = time.monotonic() - started

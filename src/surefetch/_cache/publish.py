@@ -57,9 +57,18 @@ def publish(
         >>> entry.path == root / "entry" / "file" / "a.txt", entry.path.read_bytes()
         (True, b'a')
     """
+    # Durability, in order: the payload was fsynced by the caller before it
+    # came here; entry.json is fsynced as it is written; the staging
+    # directory is fsynced once, for both of its names (file/ and
+    # entry.json); then one rename publishes it and the bucket's shard
+    # directory is fsynced for that name (`_persist`). A crash at any point
+    # leaves either no entry or a complete one. entry.json is written in
+    # place, not by a temporary file and a rename: no reader sees the
+    # staging directory, whose own rename is what makes the entry appear.
     _move(source, payload, policy=policy)
     try:
-        write_meta(staging, meta, entry_dir, policy=policy)
+        write_meta(staging, meta, entry_dir, policy=policy, new=True)
+        _fs.fsync_dir(staging)
         return _persist(staging, entry_dir, meta, policy=policy, discard=discard)
     except BaseException:
         # Give the caller its (possibly large) download back rather than delete it.
@@ -83,13 +92,26 @@ def remove_quietly(path: str, *, policy: RetryPolicy | None) -> None:
 
 
 def write_meta(
-    directory: str, meta: EntryMeta, entry_dir: str, *, policy: RetryPolicy | None
+    directory: str,
+    meta: EntryMeta,
+    entry_dir: str,
+    *,
+    policy: RetryPolicy | None,
+    new: bool = False,
 ) -> None:
+    """Write ``entry.json`` in ``directory``: ``new`` in a staging directory, else atomically.
+
+    A ``new`` one is only flushed: its directory is synced by the caller.
+    """
     path = os.path.join(directory, META_NAME)
     try:
         # Through the fs layer like every other write of the cache: flushed,
-        # retried when the error is spurious, and reachable by fault hooks.
-        _fs.write_atomic(path, meta.to_json(), policy=policy)
+        # and reachable by fault hooks (an atomic replace is also retried
+        # when its error is spurious).
+        if new:
+            _fs.write_new(path, meta.to_json())
+        else:
+            _fs.write_atomic(path, meta.to_json(), policy=policy)
     except (OSError, RetriesExhausted) as error:
         # A bare "[Errno 28] No space left on device" would say neither what
         # was being stored nor where.

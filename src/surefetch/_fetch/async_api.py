@@ -19,7 +19,6 @@ from surefetch._errors import DownloadError
 from surefetch._fetch.options import FetchArgs, Options, make_options
 from surefetch._fetch.request import FetchRequest, FetchResult, deadline_passed, resolve
 from surefetch._http.session import Sessions
-from surefetch._run_sync import on_loop_thread
 from surefetch._url import redact_url
 
 if TYPE_CHECKING:
@@ -32,12 +31,12 @@ if TYPE_CHECKING:
 async def fetch_with(args: FetchArgs) -> FetchResult:
     """The fetch that ``args`` describe.
 
-    On surefetch's loop thread (the synchronous API) it uses the session
-    that thread keeps, so connections stay alive from call to call;
-    elsewhere, a session of its own, closed when it is done.
+    It uses the session that the running event loop keeps (surefetch's loop
+    thread for the synchronous API, or the caller's loop), so connections
+    stay alive from call to call; see `Sessions`.
     """
     options = args.options()
-    sessions = options.sessions(keep=on_loop_thread())
+    sessions = options.sessions(keep=True)
     try:
         return await _fetch_within_deadline(args.request(), sessions=sessions, options=options)
     finally:

@@ -36,13 +36,14 @@ def commit_download(
     url: str,
     store: Callable[[EntryMeta], Entry],
     caching: Mapping[str, str] | None = None,
+    seen: tuple[Entry | None] | None = None,
 ) -> Entry:
     """Commit the verified download with ``store(meta)``.
 
     An entry already there goes first when it must (a refresh, a stale
     one, or one that records another sha256): a commit keeps an entry it
     finds. ``caching`` is what the response said about caching, kept in the
-    entry for its freshness.
+    entry for its freshness. ``seen``: see `must_replace`.
     """
     cache = options.cache
     now = time.time()
@@ -58,20 +59,25 @@ def commit_download(
         _logger.info("Verified sha256 %s (%d bytes) of %s", digest, partial.size, url)
     else:
         _logger.info("Computed sha256 %s (%d bytes) of %s", digest, partial.size, url)
-    if must_replace(resolved, cache, refresh=options.refresh):
+    if must_replace(resolved, cache, refresh=options.refresh, seen=seen):
         cache.remove(resolved.bucket, resolved.key)
     entry = store(meta)
     _logger.info("Stored %s in the cache: %s", url, entry.path)
     return entry
 
 
-def stale_entry(resolved: Resolved, options: Options) -> Entry | None:
+def stale_entry(
+    resolved: Resolved, options: Options, *, seen: tuple[Entry | None] | None = None
+) -> Entry | None:
     """The stale URL-keyed entry that a download may only need to revalidate, if any.
 
-    Called under the key's lock, when the lookup found no usable entry.
+    Called under the key's lock, when the lookup found no usable entry
+    (``seen`` holds the entry it found, if it is at hand).
     """
     if resolved.sha256 is not None or options.refresh:
         return None
+    if seen is not None:
+        return seen[0]
     return options.cache.lookup(resolved.bucket, resolved.key)
 
 

@@ -91,7 +91,7 @@ class Options:
     def sessions(self, *, limit: int = 100, keep: bool = False) -> Sessions:
         """A lazily made HTTP session with these timeouts and ``limit`` connections.
 
-        With ``keep``, the session kept by surefetch's loop thread (`Sessions`).
+        With ``keep``, the session kept by the running event loop (`Sessions`).
         """
         from surefetch._http.session import Sessions
 

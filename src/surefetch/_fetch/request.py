@@ -21,7 +21,7 @@ from surefetch._url import ParsedURL, Redactor, check_sha256, parse_url
 _logger = logging.getLogger("surefetch")
 
 if TYPE_CHECKING:
-    from surefetch._cache.entry import EntryMeta
+    from surefetch._cache.entry import Entry, EntryMeta
     from surefetch._cache.store import Cache
     from surefetch._errors import DownloadError, OfflineError
     from surefetch._http.stats import DownloadStats
@@ -179,7 +179,24 @@ def cached_result(
     revalidated, unless ``offline``: then it is served, marked ``stale``,
     with a warning that says so.
     """
-    entry = cache.lookup(resolved.bucket, resolved.key)
+    return hit_result(
+        resolved,
+        cache.lookup(resolved.bucket, resolved.key),
+        started=started,
+        max_age=max_age,
+        offline=offline,
+    )
+
+
+def hit_result(
+    resolved: Resolved,
+    entry: Entry | None,
+    *,
+    started: float,
+    max_age: float | None = None,
+    offline: bool = False,
+) -> FetchResult | None:
+    """`cached_result` of the ``entry`` already looked up for ``resolved`` (None: a miss)."""
     if entry is None:
         return None
     if resolved.sha256 is not None and entry.meta.sha256 != resolved.sha256:
@@ -270,17 +287,21 @@ def downloaded(
     )
 
 
-def must_replace(resolved: Resolved, cache: Cache, *, refresh: bool) -> bool:
+def must_replace(
+    resolved: Resolved, cache: Cache, *, refresh: bool, seen: tuple[Entry | None] | None = None
+) -> bool:
     """Whether the entry of ``resolved`` must go before a new one is committed.
 
     On a refresh, when it records another sha256 than the one asked for,
     and when it is keyed by URL (it was stale, or it would have been a hit):
     a commit keeps an entry that is already there, which must not be a
-    wrong or an old one. Call it while holding the key's lock.
+    wrong or an old one. Call it while holding the key's lock. ``seen`` holds
+    the entry that a lookup under this hold of the lock found, if one did:
+    nobody else commits or removes it meanwhile.
     """
     if refresh:
         return True
-    entry = cache.lookup(resolved.bucket, resolved.key)
+    entry = cache.lookup(resolved.bucket, resolved.key) if seen is None else seen[0]
     if entry is None:
         return False
     # Under the lock, a URL-keyed entry still there was stale: the new download replaces it.

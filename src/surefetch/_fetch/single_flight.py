@@ -79,9 +79,15 @@ class SyncStore(Protocol[T_co]):
         ...
 
 
-def single_flight_sync(store: SyncStore[T], *, refresh: bool = False, offline: bool = False) -> T:
-    """`single_flight` for synchronous code: the same steps, the same per-key lock."""
-    if not refresh:
+def single_flight_sync(
+    store: SyncStore[T], *, refresh: bool = False, offline: bool = False, looked_up: bool = False
+) -> T:
+    """`single_flight` for synchronous code: the same steps, the same per-key lock.
+
+    ``looked_up``: the caller has just looked the entry up and found none,
+    so the first lookup is skipped (the one under the lock is still made).
+    """
+    if not refresh and not looked_up:
         hit = store.lookup()
         if hit is not None:
             return hit

@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from surefetch._fetch.options import FetchArgs, resolve_max_age
-from surefetch._fetch.request import FetchRequest, FetchResult, cached_result, open_cache, resolve
+from surefetch._fetch.request import (
+    FetchRequest,
+    FetchResult,
+    Resolved,
+    cached_result,
+    open_cache,
+    resolve,
+)
 
 if TYPE_CHECKING:
     from surefetch._cache.store import Cache
@@ -62,29 +69,34 @@ def fetch(
         # A cache hit needs no event loop, nor asyncio.
         from surefetch._config import OFFLINE, resolve as resolve_setting
 
-        request = args.request()
+        resolved = resolve(args.request())
+        opened = open_cache(cache)
+        max_age = resolve_max_age(max_age)
+        offline = resolve_setting(OFFLINE) if offline is None else offline
         hit = cached_result(
-            resolve(request),
-            open_cache(cache),
-            started=time.monotonic(),
-            max_age=resolve_max_age(max_age),
-            offline=resolve_setting(OFFLINE) if offline is None else offline,
+            resolved, opened, started=time.monotonic(), max_age=max_age, offline=offline
         )
         if hit is not None:
             return hit.path
+        # The miss goes on with what was just resolved and opened, not again.
+        import dataclasses
+
+        args = dataclasses.replace(args, cache=opened, offline=offline)
+        return fetch_result(args, resolved=resolved).path
     return fetch_result(args).path
 
 
-def fetch_result(args: FetchArgs) -> FetchResult:
+def fetch_result(args: FetchArgs, *, resolved: Resolved | None = None) -> FetchResult:
     """The `FetchResult` of the fetch that ``args`` describe, from synchronous code.
 
     A single file goes over the transport that `on_stdlib` picks; the rest
-    runs the asynchronous core on surefetch's loop thread.
+    runs the asynchronous core on surefetch's loop thread. ``resolved``:
+    see `fetch_file_sync`.
     """
     if on_stdlib(args):
         from surefetch._fetch.sync_file import fetch_file_sync
 
-        return fetch_file_sync(args)
+        return fetch_file_sync(args, resolved=resolved)
     from surefetch._fetch.async_api import fetch_with
     from surefetch._run_sync import run_sync
 

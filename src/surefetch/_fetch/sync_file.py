@@ -16,9 +16,10 @@ import logging
 import time
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from surefetch._cache.entry import Entry
 from surefetch._cache.freshness import forbids_storing
 from surefetch._errors import ConfigError
 from surefetch._fetch.commit import (
@@ -33,9 +34,9 @@ from surefetch._fetch.options import FetchArgs, Options
 from surefetch._fetch.request import (
     FetchResult,
     Resolved,
-    cached_result,
     deadline_passed,
     downloaded,
+    hit_result,
     offline_miss,
     resolve,
 )
@@ -63,10 +64,17 @@ from surefetch._url import ParsedURL, filename_from_url
 _logger = logging.getLogger("surefetch")
 
 
-def fetch_file_sync(args: FetchArgs) -> FetchResult:
-    """Fetch the file that ``args`` describe (no extraction) on the standard-library transport."""
+def fetch_file_sync(args: FetchArgs, *, resolved: Resolved | None = None) -> FetchResult:
+    """Fetch the file that ``args`` describe (no extraction) on the standard-library transport.
+
+    ``resolved``, when given, is the request of ``args`` resolved by a caller
+    that has just found no usable entry for it: the lookup before the lock
+    is not made again.
+    """
     options = args.options()
-    resolved = resolve(args.request())
+    looked_up = resolved is not None
+    if resolved is None:
+        resolved = resolve(args.request())
     started = time.monotonic()
     deadline = options.policy.deadline
     timeouts = Timeouts(
@@ -76,7 +84,9 @@ def fetch_file_sync(args: FetchArgs) -> FetchResult:
     )
     store = _SyncFileStore(resolved, options, started, timeouts)
     try:
-        return single_flight_sync(store, refresh=options.refresh, offline=options.offline)
+        return single_flight_sync(
+            store, refresh=options.refresh, offline=options.offline, looked_up=looked_up
+        )
     except DeadlinePassed:
         assert deadline is not None
         raise deadline_passed(resolved, deadline) from None
@@ -90,14 +100,19 @@ class _SyncFileStore:
     options: Options
     started: float
     timeouts: Timeouts
+    # The entry the last lookup found: under the lock it stays what it was,
+    # so the download's revalidation and commit need not look again.
+    seen: list[tuple[Entry | None]] = field(default_factory=list)
 
     def lock(self) -> AbstractContextManager[None]:
         return self.options.cache.lock(self.resolved.bucket, self.resolved.key)
 
     def lookup(self) -> FetchResult | None:
-        return cached_result(
+        entry = self.options.cache.lookup(self.resolved.bucket, self.resolved.key)
+        self.seen[:] = [(entry,)]
+        return hit_result(
             self.resolved,
-            self.options.cache,
+            entry,
             started=self.started,
             max_age=self.options.max_age,
             offline=self.options.offline,
@@ -114,7 +129,8 @@ class _SyncFileStore:
         partial_path = cache.partial_path(resolved.bucket, resolved.key)
         with dropping_partial_when_full(partial_path):
             stats = DownloadStats()
-            stale = stale_entry(resolved, options)
+            seen = self.seen[0] if self.seen else None
+            stale = stale_entry(resolved, options, seen=seen)
             found = _download_any(
                 resolved,
                 partial_path,
@@ -147,6 +163,7 @@ class _SyncFileStore:
                     meta=meta,
                 ),
                 caching=stats.caching,
+                seen=seen,
             )
             partial.sidecar.unlink(missing_ok=True)
             return downloaded(

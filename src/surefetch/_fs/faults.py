@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 #: The operation names that fault hooks receive (and `inject_fs_faults` accepts).
-OPERATIONS = ("rename", "replace", "persist_dir", "remove_tree", "write_atomic")
+OPERATIONS = ("rename", "replace", "persist_dir", "remove_tree", "write_atomic", "write_new")
 
 FaultHook = Callable[[str, str, str | None], None]
 # Called as hook(operation, path, other_path) before every attempt; a hook

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import asyncio
+    from collections.abc import AsyncGenerator
+
     import aiohttp
 
 
@@ -14,11 +19,12 @@ class Sessions:
 
     ``connect_timeout`` bounds making a connection and ``read_timeout`` the
     silence while reading; ``limit`` is the connection pool's size. With
-    ``keep``, the session is the one that surefetch's loop thread keeps for
-    these settings (see `surefetch._run_sync`), so that its connections stay
-    alive from one synchronous call to the next; `close` then leaves it open,
-    and the loop thread closes it at exit. ``keep`` is only for coroutines
-    running on that thread.
+    ``keep``, the session is the one kept for these settings by the running
+    event loop, so that its connections stay alive from one call to the
+    next; `close` then leaves it open. On surefetch's loop thread (see
+    `surefetch._run_sync`) that loop closes it at exit; on any other loop it
+    is closed when the loop shuts down its asynchronous generators, which
+    ``asyncio.run`` does before it closes the loop (`_loop_session`).
 
     Example:
         >>> import asyncio
@@ -39,7 +45,13 @@ class Sessions:
         """The session, made (or, with ``keep``, found) on first use."""
         if self._session is None:
             settings = (self._connect_timeout, self._read_timeout, self._limit)
-            self._session = _kept_session(settings) if self._keep else _new_session(settings)
+            if not self._keep:
+                self._session = _new_session(settings)
+            else:
+                from surefetch._run_sync import on_loop_thread
+
+                kept = _kept_session if on_loop_thread() else _loop_session
+                self._session = kept(settings)
         return self._session
 
     async def close(self) -> None:
@@ -69,6 +81,73 @@ def _kept_session(settings: _Settings) -> aiohttp.ClientSession:
 
         at_loop_shutdown(close)
     return session
+
+
+class _LoopSessions:
+    """The sessions one event loop keeps, and the generator that closes them with the loop."""
+
+    def __init__(self) -> None:
+        self.sessions: dict[_Settings, aiohttp.ClientSession] = {}
+        self.closer: AsyncGenerator[None, None] | None = None
+
+
+# The sessions of event loops other than surefetch's own, by loop. An entry
+# leaves when its loop shuts down its async generators; one whose loop was
+# closed without that is found closed at the next call, or at exit, and its
+# sessions abandoned (marked closed: no warnings; the OS closes the sockets).
+_per_loop: dict[asyncio.AbstractEventLoop, _LoopSessions] = {}
+
+
+def _loop_session(settings: _Settings) -> aiohttp.ClientSession:
+    """The session that the running loop keeps for ``settings``, made on first use.
+
+    The loop's first session starts an asynchronous generator, suspended
+    until the loop's ``shutdown_asyncgens`` closes it: its ``finally``
+    closes the loop's sessions then, while the loop still runs, so that
+    ``asyncio.run`` ends without warnings about unclosed sessions. Holding
+    the generator here keeps the loop from collecting it earlier.
+    """
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    kept = _per_loop.get(loop)
+    if kept is None:
+        _abandon_closed_loops()
+        kept = _per_loop[loop] = _LoopSessions()
+        kept.closer = _closing_with(loop, kept)
+        # Run it to its first (and only) yield: the loop's asyncgen hooks
+        # register it for shutdown_asyncgens.
+        with contextlib.suppress(StopIteration):
+            kept.closer.asend(None).send(None)
+    session = kept.sessions.get(settings)
+    if session is None or session.closed:
+        session = kept.sessions[settings] = _new_session(settings)
+    return session
+
+
+async def _closing_with(
+    loop: asyncio.AbstractEventLoop, kept: _LoopSessions
+) -> AsyncGenerator[None, None]:
+    try:
+        yield
+    finally:
+        if _per_loop.get(loop) is kept:
+            del _per_loop[loop]
+        for session in kept.sessions.values():
+            with contextlib.suppress(Exception):  # best effort: the loop is ending
+                await session.close()
+        kept.sessions.clear()
+
+
+def _abandon_closed_loops() -> None:
+    """Forget the sessions of loops that were closed without shutting down their generators."""
+    from surefetch._http.aiohttp_support import abandon
+
+    for loop, kept in list(_per_loop.items()):
+        if loop.is_closed():
+            _per_loop.pop(loop, None)
+            for session in kept.sessions.values():
+                abandon(session)
 
 
 def _new_session(settings: _Settings) -> aiohttp.ClientSession:
@@ -103,6 +182,22 @@ def _forget_after_fork() -> None:
     for session in _kept.values():
         abandon(session)
     _kept.clear()
+    for kept in _per_loop.values():
+        for session in kept.sessions.values():
+            abandon(session)
+    _per_loop.clear()
+
+
+@atexit.register
+def _abandon_at_exit() -> None:
+    """At exit, mark closed the sessions of loops that never shut down their generators."""
+    if _per_loop:
+        from surefetch._http.aiohttp_support import abandon
+
+        for kept in list(_per_loop.values()):
+            for session in kept.sessions.values():
+                abandon(session)
+        _per_loop.clear()
 
 
 if hasattr(os, "register_at_fork"):

@@ -67,8 +67,10 @@ def inject_fs_faults(*, operation: str, error: OSError, times: int = 1) -> Itera
     """Make the next ``times`` attempts of a `surefetch.fs` operation fail with ``error``.
 
     ``operation`` is one of ``"rename"``, ``"replace"``, ``"persist_dir"``,
-    ``"remove_tree"`` and ``"write_atomic"`` (the async twins count as their
-    sync names; the cache persists its entries with ``"persist_dir"``). Each
+    ``"remove_tree"``, ``"write_atomic"`` and ``"write_new"`` (the async twins
+    count as their sync names; the cache persists its entries with
+    ``"persist_dir"``, after writing a new entry's ``entry.json`` with
+    ``"write_new"``). Each
     failure raises a copy of ``error`` carrying the paths of the call, in
     place of the real system call, so the retries, events and final error are
     the real ones. Active in every thread until the block ends.
