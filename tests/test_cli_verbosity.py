@@ -113,3 +113,16 @@ def test_verbose_extraction_summary(tmp_path: Path) -> None:
         done = _run(["fetch", chaos.url("/p.tar.gz"), "--extract", "out", "-v"], tmp_path)
     assert done.returncode == 0, done.stderr
     assert f"Extracted 3 files of {chaos.url('/p.tar.gz')} into {tmp_path / 'out'}" in done.stderr
+
+
+@pytest.mark.parametrize("transport", ["stdlib", "aiohttp"])
+def test_verbose_revalidation_is_not_called_a_miss(
+    tmp_path: Path, server: ChaosServer, transport: str
+) -> None:
+    url = server.url("/f.bin")
+    assert _run(["fetch", url, "-q"], tmp_path, SUREFETCH_TRANSPORT=transport).returncode == 0
+    done = _run(["fetch", url, "-v", "--max-age", "0"], tmp_path, SUREFETCH_TRANSPORT=transport)
+    assert done.returncode == 0, done.stderr
+    assert f"Cache entry of {url} is stale" in done.stderr
+    assert "304 Not Modified" in done.stderr and "Revalidated " in done.stderr
+    assert "Cache miss" not in done.stderr

@@ -56,11 +56,13 @@ class EntryStore:
         return offline_miss(self.resolved, self.options.cache)
 
     async def produce(self) -> FetchResult:
-        _logger.info(
-            "Cache miss: %s is not in %s; downloading it",
-            self.resolved.primary.redacted,
-            self.options.cache.root,
-        )
+        # A stale entry's lookup said already that it is revalidated.
+        if _logger.isEnabledFor(logging.INFO) and self.stale_entry() is None:
+            _logger.info(
+                "Cache miss: %s is not in %s; downloading it",
+                self.resolved.primary.redacted,
+                self.options.cache.root,
+            )
         partial_path = self.options.cache.partial_path(self.resolved.bucket, self.resolved.key)
         with dropping_partial_when_full(partial_path):
             return await self.download_and_store()

@@ -123,14 +123,15 @@ class _SyncFileStore:
 
     def produce(self) -> FetchResult:
         resolved, options, cache = self.resolved, self.options, self.options.cache
-        _logger.info(
-            "Cache miss: %s is not in %s; downloading it", resolved.primary.redacted, cache.root
-        )
+        seen = self.seen[0] if self.seen else None
+        stale = stale_entry(resolved, options, seen=seen)
+        if stale is None:  # a stale entry's lookup said it is revalidated
+            _logger.info(
+                "Cache miss: %s is not in %s; downloading it", resolved.primary.redacted, cache.root
+            )
         partial_path = cache.partial_path(resolved.bucket, resolved.key)
         with dropping_partial_when_full(partial_path):
             stats = DownloadStats()
-            seen = self.seen[0] if self.seen else None
-            stale = stale_entry(resolved, options, seen=seen)
             found = _download_any(
                 resolved,
                 partial_path,
