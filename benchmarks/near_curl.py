@@ -6,7 +6,9 @@ Each row is a whole process, run ``--runs`` times interleaved with the other
 rows (medians shown), against the chaos server in a separate process over
 loopback, with a fresh cache (or output file) every run:
 
-* ``curl -s -o FILE URL``, and the same followed by ``sha256sum FILE``;
+* ``curl -s -o FILE URL``, the same followed by ``sha256sum FILE``, and
+  followed by ``sync FILE`` instead (an fsync of the file: durable, as a
+  cache entry is);
 * ``surefetch fetch URL --sha256 HEX`` (the command line), on the default
   transport (``http.client``) and with ``SUREFETCH_TRANSPORT=aiohttp``;
 * ``surefetch.fetch(URL, sha256=HEX)`` in ``python -c``, likewise;
@@ -88,6 +90,13 @@ def ways() -> list[Way]:
                 str(o),
                 u,
             ],
+        ),
+        Way(
+            # What the cache also guarantees: the bytes on disk (coreutils' sync
+            # FILE fsyncs that one file). No hash: this machine's sha256sum is
+            # far slower than OpenSSL's, and would hide what durability costs.
+            "curl -o FILE && sync FILE (durable, no hash)",
+            lambda u, h, o: ["sh", "-c", 'curl -s -o "$1/f" "$2" && sync "$1/f"', "sh", str(o), u],
         ),
         Way(
             "surefetch fetch URL --sha256 (CLI, http.client)",
