@@ -10,8 +10,16 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from surefetch import _config
+
+# Property tests must not depend on how busy the machine is: CI has two cores
+# shared with servers and subprocesses, where a first example that imports a
+# module can take a second. No per-example deadline, no "too slow" check; the
+# number of examples stays hypothesis's default.
+settings.register_profile("surefetch", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("surefetch")
 
 # Module-level switches and registries that code under test changes for a
 # while (and a failing test may leave changed): (module, attribute). Every

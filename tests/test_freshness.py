@@ -130,7 +130,7 @@ def test_a_longer_max_age_never_makes_an_entry_stale(
 
 
 _header_text = st.text(
-    alphabet=st.characters(codec="latin-1", exclude_characters="\r\n"), max_size=40
+    alphabet=st.characters(max_codepoint=0xFF, exclude_characters="\r\n"), max_size=40
 )
 
 
