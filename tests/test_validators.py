@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import example, given, strategies as st
 
 from surefetch import _config
 from surefetch._cache.layout import content_key
@@ -46,12 +46,14 @@ def test_a_flag_and_a_setting_check_whole_numbers_alike(text: str) -> None:
 
 
 @given(text=numbers)
+@example(text=" " * 13 + "\t" * 16 + " " * 42 + "\t" * 16)  # longer than a message shows
 def test_every_whole_number_setting_uses_the_one_check(text: str) -> None:
     for setting, low, high in [(HTTP_RETRIES, 0, MAX_RETRIES), (CONCURRENCY, 1, 1024)]:
         expected = whole_number(text, minimum=low, maximum=high)
         got = _outcome(lambda setting=setting: setting.parse(text, label="x"))
         assert got == (
-            ("error", f"x={text!r} is not valid: {setting.allowed}")
+            # A long value is shown cut short, the same way in every message.
+            ("error", f"x={_config._shown(text)} is not valid: {setting.allowed}")
             if expected is None
             else expected
         )
