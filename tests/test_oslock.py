@@ -128,10 +128,36 @@ def test_a_child_forked_while_the_lock_was_held_does_not_keep_it_after_its_paren
         _finish(parent)
 
 
-def test_a_lock_file_that_cannot_be_opened_is_left_to_filelock(tmp_path: Path) -> None:
-    missing = str(tmp_path / "no such dir" / "k.lock")
+def test_a_filesystem_without_flock_is_left_to_filelock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Some network filesystems answer flock with ENOSYS; none does here, so this
+    # module's flock is made to (filelock keeps the real one, and takes the lock).
+    import errno
+    import fcntl
+    import types
+
+    def no_flock(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    fake = types.SimpleNamespace(
+        flock=no_flock, LOCK_EX=fcntl.LOCK_EX, LOCK_NB=fcntl.LOCK_NB, LOCK_UN=fcntl.LOCK_UN
+    )
+    monkeypatch.setattr(oslock, "fcntl", fake)
+    path = str(tmp_path / "k.lock")
     with pytest.raises(oslock.Unsupported):
-        oslock.try_lock(missing)
-    # filelock makes the directory, as it always did for such a path.
-    with hold(missing, timeout=0, what="a test"):
-        assert os.path.exists(missing)
+        oslock.try_lock(path)
+
+    def locked_elsewhere() -> bool:
+        fd = os.open(path, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    with hold(path, timeout=0, what="a test"):
+        assert locked_elsewhere()  # the real lock, taken by filelock
+    assert not locked_elsewhere()
