@@ -16,7 +16,7 @@ per file:
 * ``pooch.retrieve`` called in a loop (no hash);
 * ``requests.Session().get`` in a loop, one session, each body streamed to a file;
 * ``urllib.request.urlretrieve`` in a loop;
-* a floor, not a download: the four fsyncs that every durable cache entry
+* a floor, not a download: the five fsyncs that every durable cache entry
   costs surefetch (the others write without fsync), on the same disk, so
   that a slow or busy disk shows in the table rather than in the ratios.
 
@@ -132,20 +132,21 @@ def _urllib_loop(urls: list[str], out: Path) -> None:
 def _fsync_floor(urls: list[str], out: Path) -> None:
     """Not a download: the fsyncs a durable cache commit makes per file, on the same disk.
 
-    A payload file and a metadata file, the directory holding them and the
-    one the entry is renamed into: surefetch pays these for every entry
-    (pooch, requests and urllib do not fsync), so they bound its time per file.
+    A payload file, the directory that names it, a metadata file, the
+    directory holding those two and the one the entry is renamed into:
+    surefetch pays these for every entry (pooch, requests and urllib do not
+    fsync), so they bound its time per file.
     """
     payload = os.urandom(SIZE)
     for i in range(len(urls)):
         staging = out / f"s{i}"
-        staging.mkdir()
-        for name, data in (("file.bin", payload), ("entry.json", b"{}")):
+        (staging / "file").mkdir(parents=True)
+        for name, data in (("file/file.bin", payload), ("entry.json", b"{}")):
             fd = os.open(staging / name, os.O_WRONLY | os.O_CREAT, 0o644)
             os.write(fd, data)
             os.fsync(fd)
             os.close(fd)
-        for directory in (staging, out):
+        for directory in (staging / "file", staging, out):
             fd = os.open(directory, os.O_RDONLY)
             os.fsync(fd)
             os.close(fd)
@@ -159,7 +160,7 @@ WAYS: dict[str, Callable[[list[str], Path], None]] = {
     "`pooch.retrieve` in a loop": _pooch_loop,
     "`requests.Session().get` in a loop (to a file)": _requests_loop,
     "`urllib.request.urlretrieve` in a loop": _urllib_loop,
-    "(floor) the 4 fsyncs of a durable cache entry, no network": _fsync_floor,
+    "(floor) the 5 fsyncs of a durable cache entry, no network": _fsync_floor,
 }
 POOCH = "`pooch.retrieve` in a loop"
 REQUESTS = "`requests.Session().get` in a loop (to a file)"

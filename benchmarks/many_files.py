@@ -14,7 +14,7 @@ fresh output directory or cache every run (medians shown):
 
 Targets: ``fetch_many`` at least 3x faster than ``fetch`` one by one, and at
 most 1.5x ``curl --parallel``. curl writes its files and leaves them in the
-page cache; each surefetch entry is made durable (four fsyncs) under a
+page cache; each surefetch entry is made durable (five fsyncs) under a
 per-key lock, as the cache promises. The server is the Python chaos server:
 its own cost is in every row, which the issue suggests replacing with a
 fast real server (nginx) where one is installed; none is here.

@@ -634,3 +634,35 @@ def test_a_lock_may_be_released_by_another_thread_than_took_it(cache: Cache) -> 
     releaser.join(30)
     with cache.lock(BUCKET_DOWNLOADS, KEY, timeout=0):
         pass
+
+
+@pytest.mark.skipif(
+    not os.path.isdir("/proc/self/fd"), reason="names the fsynced files through /proc"
+)
+def test_every_name_a_new_file_entry_needs_is_fsynced_before_it_is_published(
+    cache: Cache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The payload, its name in file/, entry.json and the staging directory's own
+    names are all on disk before the rename that publishes the entry."""
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def recording(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording)
+    entry = store_file(cache, b"payload")
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    entry_dir = entry.path.parent.parent  # <shard>/<key>/file/data.bin
+    payload = next(i for i, p in enumerate(synced) if p.endswith(os.sep + "data.bin"))
+    staging = os.path.dirname(synced[payload + 1])
+    # The payload (where it was written), then in the staging directory: file/
+    # (the payload's new name), entry.json, the directory itself (its two
+    # names); then the shard directory, for the name that publishes the entry.
+    assert synced[payload + 1 :] == [
+        os.path.join(staging, "file"),
+        os.path.join(staging, "entry.json"),
+        staging,
+        str(entry_dir.parent),
+    ], synced

@@ -58,15 +58,19 @@ def publish(
         (True, b'a')
     """
     # Durability, in order: the payload was fsynced by the caller before it
-    # came here; entry.json is fsynced as it is written; the staging
-    # directory is fsynced once, for both of its names (file/ and
-    # entry.json); then one rename publishes it and the bucket's shard
-    # directory is fsynced for that name (`_persist`). A crash at any point
-    # leaves either no entry or a complete one. entry.json is written in
-    # place, not by a temporary file and a rename: no reader sees the
-    # staging directory, whose own rename is what makes the entry appear.
+    # came here; its new name in file/ is fsynced with that directory;
+    # entry.json is fsynced as it is written; the staging directory is
+    # fsynced once, for both of its names (file/ and entry.json); then one
+    # rename publishes it and the bucket's shard directory is fsynced for
+    # that name (`_persist`). A crash at any point leaves either no entry or
+    # a complete one. entry.json is written in place, not by a temporary
+    # file and a rename: no reader sees the staging directory, whose own
+    # rename is what makes the entry appear.
     _move(source, payload, policy=policy)
     try:
+        holder = os.path.dirname(payload)
+        if os.path.normpath(holder) != os.path.normpath(staging):
+            _fs.fsync_dir(holder)
         write_meta(staging, meta, entry_dir, policy=policy, new=True)
         _fs.fsync_dir(staging)
         return _persist(staging, entry_dir, meta, policy=policy, discard=discard)
