@@ -132,24 +132,32 @@ def _urllib_loop(urls: list[str], out: Path) -> None:
 def _fsync_floor(urls: list[str], out: Path) -> None:
     """Not a download: the fsyncs a durable cache commit makes per file, on the same disk.
 
-    A payload file, the directory that names it, a metadata file, the
-    directory holding those two and the one the entry is renamed into:
-    surefetch pays these for every entry (pooch, requests and urllib do not
-    fsync), so they bound its time per file.
+    A payload file, a metadata file, the directory that names the payload,
+    the directory holding those two (all written first, then synced, as the
+    cache does) and the one the entry is renamed into: surefetch pays these
+    for every entry (pooch, requests and urllib do not fsync), so they bound
+    its time per file.
     """
     payload = os.urandom(SIZE)
     for i in range(len(urls)):
         staging = out / f"s{i}"
         (staging / "file").mkdir(parents=True)
+        written = []
         for name, data in (("file/file.bin", payload), ("entry.json", b"{}")):
             fd = os.open(staging / name, os.O_WRONLY | os.O_CREAT, 0o644)
             os.write(fd, data)
+            written.append(fd)
+        for fd in written:
             os.fsync(fd)
             os.close(fd)
-        for directory in (staging / "file", staging, out):
+        for directory in (staging / "file", staging):
             fd = os.open(directory, os.O_RDONLY)
             os.fsync(fd)
             os.close(fd)
+        os.rename(staging, out / f"e{i}")
+        fd = os.open(out, os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
 
 
 WAYS: dict[str, Callable[[list[str], Path], None]] = {

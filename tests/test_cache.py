@@ -642,13 +642,21 @@ def test_a_lock_may_be_released_by_another_thread_than_took_it(cache: Cache) -> 
 def test_every_name_a_new_file_entry_needs_is_fsynced_before_it_is_published(
     cache: Cache, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The payload, its name in file/, entry.json and the staging directory's own
-    names are all on disk before the rename that publishes the entry."""
+    """The payload, entry.json, the payload's name in file/ and the staging
+    directory's own names are all on disk before the rename that publishes the
+    entry, and they are synced only once all of them are in place (so that one
+    journal commit carries them)."""
     synced: list[str] = []
+    held: list[bool] = []
     real_fsync = os.fsync
 
     def recording(fd: int) -> None:
-        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        if path.endswith(os.sep + "data.bin"):
+            # Synced in place, after entry.json was written beside file/.
+            staging = os.path.dirname(os.path.dirname(path))
+            held.append(os.path.exists(os.path.join(staging, "entry.json")))
+        synced.append(path)
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", recording)
@@ -656,13 +664,15 @@ def test_every_name_a_new_file_entry_needs_is_fsynced_before_it_is_published(
     monkeypatch.setattr(os, "fsync", real_fsync)
     entry_dir = entry.path.parent.parent  # <shard>/<key>/file/data.bin
     payload = next(i for i, p in enumerate(synced) if p.endswith(os.sep + "data.bin"))
-    staging = os.path.dirname(synced[payload + 1])
-    # The payload (where it was written), then in the staging directory: file/
-    # (the payload's new name), entry.json, the directory itself (its two
-    # names); then the shard directory, for the name that publishes the entry.
-    assert synced[payload + 1 :] == [
-        os.path.join(staging, "file"),
+    staging = os.path.dirname(os.path.dirname(synced[payload]))
+    assert held == [True], synced
+    # The payload in the staging directory, entry.json, file/ (the payload's
+    # name), the staging directory (its two names); then the shard directory,
+    # for the name that publishes the entry.
+    assert synced[payload:] == [
+        os.path.join(staging, "file", "data.bin"),
         os.path.join(staging, "entry.json"),
+        os.path.join(staging, "file"),
         staging,
         str(entry_dir.parent),
     ], synced

@@ -57,21 +57,26 @@ def publish(
         >>> entry.path == root / "entry" / "file" / "a.txt", entry.path.read_bytes()
         (True, b'a')
     """
-    # Durability, in order: the payload was fsynced by the caller before it
-    # came here; its new name in file/ is fsynced with that directory;
-    # entry.json is fsynced as it is written; the staging directory is
-    # fsynced once, for both of its names (file/ and entry.json); then one
-    # rename publishes it and the bucket's shard directory is fsynced for
-    # that name (`_persist`). A crash at any point leaves either no entry or
-    # a complete one. entry.json is written in place, not by a temporary
-    # file and a rename: no reader sees the staging directory, whose own
-    # rename is what makes the entry appear.
+    # Durability: every name and byte of the staging directory is put in
+    # place first, then fsynced: the payload (a file; a tree's files are not
+    # synced one by one, see `Cache.commit_dir`), entry.json, file/ for the
+    # payload's name and the staging directory for its two names. Syncing
+    # only once everything is written lets one journal commit carry all the
+    # metadata (fsync in the middle of the writes costs a commit each). Then
+    # one rename publishes the entry and the bucket's shard directory is
+    # fsynced for that name (`_persist`). A crash at any point leaves either
+    # no entry or a complete one. entry.json is written in place, not by a
+    # temporary file and a rename: no reader sees the staging directory,
+    # whose own rename is what makes the entry appear.
     _move(source, payload, policy=policy)
     try:
+        write_meta(staging, meta, entry_dir, policy=policy, new=True)
+        if not os.path.isdir(payload):
+            _fs.fsync_path(payload)
+        _fs.fsync_path(os.path.join(staging, META_NAME))
         holder = os.path.dirname(payload)
         if os.path.normpath(holder) != os.path.normpath(staging):
             _fs.fsync_dir(holder)
-        write_meta(staging, meta, entry_dir, policy=policy, new=True)
         _fs.fsync_dir(staging)
         return _persist(staging, entry_dir, meta, policy=policy, discard=discard)
     except BaseException:
@@ -80,11 +85,6 @@ def publish(
             with contextlib.suppress(OSError):
                 os.rename(payload, source)
         raise
-
-
-def fsync_file(path: str) -> None:
-    """Flush the file at ``path`` to disk, as far as the platform lets a reader do it."""
-    _fs.fsync_path(path)
 
 
 def remove_quietly(path: str, *, policy: RetryPolicy | None) -> None:
@@ -105,7 +105,7 @@ def write_meta(
 ) -> None:
     """Write ``entry.json`` in ``directory``: ``new`` in a staging directory, else atomically.
 
-    A ``new`` one is only flushed: its directory is synced by the caller.
+    A ``new`` one is not synced: the caller syncs it with its directory.
     """
     path = os.path.join(directory, META_NAME)
     try:

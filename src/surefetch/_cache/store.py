@@ -452,9 +452,8 @@ class Cache:
         meta = dataclasses.replace(
             meta, kind=KIND_FILE, filename=filename, files=None, manifest=None
         )
-        from surefetch._cache.publish import fsync_file, publish
+        from surefetch._cache.publish import publish
 
-        fsync_file(src)
         with self._staging(bucket, key) as staging:
             os.mkdir(os.path.join(staging, KIND_FILE))
             payload = os.path.join(staging, KIND_FILE, filename)

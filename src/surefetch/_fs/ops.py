@@ -364,14 +364,15 @@ def write_atomic(
 
 
 def write_new(path: StrPath, data: bytes | str, *, mode: int = 0o644) -> None:
-    """Create the file ``path``, which must not exist, holding ``data``, flushed to disk.
+    """Create the file ``path``, which must not exist, holding ``data``; not fsynced.
 
     For a file in a directory that no reader sees yet (an entry being built
     in the cache's temporary area): the directory's own rename makes it
     appear whole, so the temporary file and the rename of `write_atomic`
-    would only cost time. The directory is not synced: that is the caller's
-    step, once for everything it put there. A ``str`` is written as UTF-8;
-    ``mode`` is reduced by the umask. On failure no file is left.
+    would only cost time. Neither the file nor its directory is synced: that
+    is the caller's step, once everything is in place, so that one journal
+    commit carries all of it. A ``str`` is written as UTF-8; ``mode`` is
+    reduced by the umask. On failure no file is left.
 
     Example:
         >>> import pathlib, tempfile
@@ -389,7 +390,6 @@ def write_new(path: StrPath, data: bytes | str, *, mode: int = 0o644) -> None:
         view = memoryview(_as_bytes(data))
         while view:
             view = view[os.write(fd, view) :]
-        os.fsync(fd)
     except BaseException:
         os.close(fd)
         tree.unlink_path(p)
