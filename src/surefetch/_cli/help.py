@@ -17,8 +17,8 @@ from surefetch._cli.exit_codes import (
     EXIT_USAGE,
 )
 
-# What the transport reads besides the settings (aiohttp's trust_env, OpenSSL).
-NETWORK_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "SSL_CERT_FILE")
+# What the transports read besides the settings (proxies, netrc, OpenSSL).
+NETWORK_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "NETRC", "SSL_CERT_FILE")
 
 
 def setting_variables() -> list[str]:

@@ -1,6 +1,6 @@
 """What surefetch knows of aiohttp's exception types and internals: nowhere else.
 
-Four pieces of knowledge, each kept here so that the rest of surefetch
+Five pieces of knowledge, each kept here so that the rest of surefetch
 speaks of transports in general:
 
 * what aiohttp's exceptions mean for a retry (`classify_aiohttp_error`, which
@@ -8,9 +8,10 @@ speaks of transports in general:
 * that a session repeats an idempotent request on its own when a connection
   drops (`disable_hidden_retries`);
 * where the body bytes that arrived before a failure wait (`salvage_buffered`);
-* how to make a session look closed without closing its connections (`abandon`).
+* how to make a session look closed without closing its connections (`abandon`);
+* which proxy aiohttp's ``trust_env`` would take for a URL (`environment_proxy`).
 
-Nothing here imports aiohttp: its types are looked up in ``sys.modules``,
+Nothing here imports aiohttp when it is imported: its types are looked up in ``sys.modules``,
 since none of its exceptions can exist before it is loaded.
 """
 
@@ -165,3 +166,35 @@ def abandon(session: aiohttp.ClientSession) -> None:
         connector._closed = True
     if hasattr(session, "_connector"):
         session._connector = None
+
+
+async def environment_proxy(url: str) -> tuple[object | None, dict[str, str] | None]:
+    """The proxy for ``url`` as aiohttp's ``trust_env`` finds it, and the headers for it.
+
+    Sessions are made without ``trust_env``: with it, aiohttp runs two
+    lookups in worker threads for every request (this one, and the netrc
+    file, which `surefetch._http.netrc_auth` reads for both transports).
+    Here the lookup runs only when the environment may name a proxy, and
+    then in a worker thread as aiohttp runs it (on macOS and Windows it
+    reads the system's settings). The proxy's credentials come back as a
+    ``Proxy-Authorization`` header (aiohttp 3.14 deprecates ``proxy_auth``).
+
+    Example:
+        >>> import asyncio, os
+        >>> os.environ.get("HTTP_PROXY") or asyncio.run(environment_proxy("http://127.0.0.1/"))
+        (None, None)
+    """
+    from surefetch._http.proxy_env import environment_may_name_a_proxy
+
+    if not environment_may_name_a_proxy():
+        return None, None
+    import asyncio
+
+    from aiohttp.helpers import get_env_proxy_for_url
+    from yarl import URL
+
+    try:
+        proxy, auth = await asyncio.to_thread(get_env_proxy_for_url, URL(url))
+    except LookupError:
+        return None, None
+    return proxy, None if auth is None else {"Proxy-Authorization": auth.encode()}

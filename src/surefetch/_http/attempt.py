@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Mapping
 
-from surefetch._http.aiohttp_support import plain_connect_error
+from surefetch._http.aiohttp_support import environment_proxy, plain_connect_error
 from surefetch._http.body import stream_body
 from surefetch._http.exchange import (
     check_body_end,
@@ -16,6 +16,7 @@ from surefetch._http.exchange import (
     take_reply,
 )
 from surefetch._http.headers import shown_headers
+from surefetch._http.netrc_auth import with_netrc_credentials
 from surefetch._http.partial import PartialFile
 from surefetch._http.redirects import (
     MAX_REDIRECTS,
@@ -100,17 +101,35 @@ async def _get(
     current = url
     for _ in range(MAX_REDIRECTS + 1):
         logger.info("GET %s%s", redact_url(current), range_note(headers))
+        headers = with_netrc_credentials(current, headers)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("Request headers: %s", shown_headers(headers))
         sent = time.monotonic()
         # Always our own verifying context for https, built once per process.
         context = tls_for(current)
+        proxy, proxy_headers = await environment_proxy(current)
+        sending = headers
+        if proxy_headers is not None and context is None:
+            # Plain http goes to the proxy as it is, so its credentials go with
+            # it; through a tunnel (https) they go with the CONNECT only.
+            sending, proxy_headers = {**headers, **proxy_headers}, None
         try:
             if context is None:
-                response = await session.get(current, headers=headers, allow_redirects=False)
+                response = await session.get(
+                    current,
+                    headers=sending,
+                    allow_redirects=False,
+                    proxy=proxy,
+                    proxy_headers=proxy_headers,
+                )
             else:
                 response = await session.get(
-                    current, headers=headers, allow_redirects=False, ssl=context
+                    current,
+                    headers=headers,
+                    allow_redirects=False,
+                    ssl=context,
+                    proxy=proxy,
+                    proxy_headers=proxy_headers,
                 )
         except OSError as error:  # aiohttp's connection errors are OSErrors
             plain = plain_connect_error(error, current)

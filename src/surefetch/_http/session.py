@@ -165,7 +165,10 @@ def _new_session(settings: _Settings) -> aiohttp.ClientSession:
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=limit),
         timeout=timeout,
-        trust_env=True,
+        # Proxies and netrc credentials are looked up per request by
+        # surefetch (`environment_proxy`, `surefetch._http.netrc_auth`):
+        # trust_env would cost two worker-thread hops on every request.
+        trust_env=False,
         auto_decompress=False,
         # Older aiohttp reads 64 KiB at a time unless told otherwise.
         read_bufsize=1 << 20,

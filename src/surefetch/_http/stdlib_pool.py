@@ -33,6 +33,7 @@ from urllib.parse import unquote, urlsplit
 
 from surefetch._errors import ConfigError, DownloadError
 from surefetch._http.headers import basic_authorization
+from surefetch._http.proxy_env import environment_may_name_a_proxy
 from surefetch._http.tls import tls_for
 from surefetch._retry.classify import Decision, classify_status, describe, register_library_rule
 from surefetch._url import redact_url
@@ -60,12 +61,6 @@ class Proxy:
     authorization: str | None
 
 
-def _environment_names_a_proxy() -> bool:
-    # getproxies() on Linux reads only these variables; urllib.request costs
-    # tens of milliseconds to import, so it is loaded only when one is set.
-    return any(name.lower().endswith("_proxy") for name in os.environ)
-
-
 def proxy_for(url: str) -> Proxy | None:
     """The proxy for ``url`` from the environment (``HTTP(S)_PROXY``, ``NO_PROXY``), or None.
 
@@ -77,9 +72,7 @@ def proxy_for(url: str) -> Proxy | None:
         >>> os.environ.get("HTTP_PROXY") or proxy_for("http://127.0.0.1/x") is None
         True
     """
-    import sys
-
-    if sys.platform not in ("darwin", "win32") and not _environment_names_a_proxy():
+    if not environment_may_name_a_proxy():
         return None
     import urllib.request
 

@@ -24,6 +24,7 @@ from surefetch._http.exchange import (
     take_reply,
 )
 from surefetch._http.headers import shown_headers
+from surefetch._http.netrc_auth import with_netrc_credentials
 from surefetch._http.partial import PartialFile
 from surefetch._http.redirects import (
     MAX_REDIRECTS,
@@ -203,6 +204,7 @@ def _get(
     current = url
     for _ in range(MAX_REDIRECTS + 1):
         logger.info("GET %s%s", redact_url(current), range_note(headers))
+        headers = with_netrc_credentials(current, headers)
         sent_headers = {"User-Agent": USER_AGENT, **headers}
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("Request headers: %s", shown_headers(sent_headers))
