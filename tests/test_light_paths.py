@@ -301,3 +301,128 @@ def test_library_miss_loads_no_asyncio_nor_aiohttp(small_file: str, tmp_path: Pa
     )
     _, heavy = loaded_on_miss(code, str(tmp_path / "cache"), small_file, cwd=tmp_path)
     assert heavy == []
+
+
+# A plain-http miss of a small file through the command line (issue 14): the
+# surefetch modules it may load, the standard-library modules it must not
+# (none of them needed for plain http: the idna codec comes with a host given
+# as text to getaddrinfo, the rest with a progress bar, a subprocess, a
+# thread pool or a proxy), and the dataclasses it may define. Defining one
+# costs about a millisecond of start-up, so a new dataclass on this path is
+# a choice to make here, on purpose (a named tuple or a class with __slots__
+# costs a tenth or less).
+CLI_MISS = CLI_HIT | {
+    "surefetch._cache.entry",
+    "surefetch._cache.lock",
+    "surefetch._cache.names",
+    "surefetch._cache.oslock",
+    "surefetch._cache.publish",
+    "surefetch._cache.store",
+    "surefetch._cli.fetch",
+    "surefetch._cli.help",
+    "surefetch._cli.interrupts",
+    "surefetch._cli.output",
+    "surefetch._config",
+    "surefetch._errors",
+    "surefetch._fetch",
+    "surefetch._fetch.commit",
+    "surefetch._fetch.disk_full",
+    "surefetch._fetch.options",
+    "surefetch._fetch.request",
+    "surefetch._fetch.single_flight",
+    "surefetch._fetch.sync_api",
+    "surefetch._fetch.sync_file",
+    "surefetch._fetch.url_download",
+    "surefetch._fs",
+    "surefetch._fs.faults",
+    "surefetch._fs.ops",
+    "surefetch._fs.policy",
+    "surefetch._fs.tree",
+    "surefetch._http",
+    "surefetch._http.exchange",
+    "surefetch._http.headers",
+    "surefetch._http.host_budget",
+    "surefetch._http.partial",
+    "surefetch._http.redirects",
+    "surefetch._http.resume",
+    "surefetch._http.stats",
+    "surefetch._http.stdlib_pool",
+    "surefetch._http.sync_attempt",
+    "surefetch._http.sync_body",
+    "surefetch._http.tls",
+    "surefetch._http.writeback",
+    "surefetch._retry",
+    "surefetch._retry.budget",
+    "surefetch._retry.classify",
+    "surefetch._retry.engine",
+    "surefetch._retry.events",
+    "surefetch._retry.loops",
+    "surefetch._retry.policy",
+    "surefetch._url",
+}
+PLAIN_MISS_HEAVY = (
+    *MISS_HEAVY,
+    "encodings.idna",
+    "unicodedata",
+    "subprocess",
+    "multiprocessing",
+    "zipfile",
+    "mimetypes",
+    "http.cookiejar",
+    "uuid",
+)
+# Public records (and those `dataclasses.replace` is used on) stay dataclasses.
+CLI_MISS_DATACLASSES = {
+    "surefetch._cache.entry.Entry",
+    "surefetch._cache.entry.EntryMeta",
+    "surefetch._config.Setting",
+    "surefetch._fetch.options.FetchArgs",
+    "surefetch._fetch.options.Options",
+    "surefetch._fetch.request.FetchRequest",
+    "surefetch._fetch.request.FetchResult",
+    "surefetch._fetch.request.Resolved",
+    "surefetch._fs.policy.FsClassifier",
+    "surefetch._fs.tree._Level",
+    "surefetch._http.resume.Validator",
+    "surefetch._retry.classify.Decision",
+    "surefetch._retry.events.RetryEvent",
+    "surefetch._retry.policy.RetryPolicy",
+}
+DATACLASSES = (
+    "import sys; print(repr(sorted("
+    "f'{m}.{n}' for m in list(sys.modules) if m.split('.')[0] == 'surefetch' "
+    "for n, v in vars(sys.modules[m]).items() "
+    "if isinstance(v, type) and v.__module__ == m and '__dataclass_fields__' in vars(v))))"
+)
+
+
+def test_cli_miss_of_a_small_plain_http_file_loads_the_light_set(
+    small_file: str, tmp_path: Path
+) -> None:
+    code = (
+        "import sys\n"
+        "sys.argv = ['surefetch', 'fetch', '-q', sys.argv[2], '--cache-dir', sys.argv[1]]\n"
+        "from surefetch._cli.main import main\n"
+        "assert main() == 0\n"
+        "assert 'surefetch._http.sync_attempt' in sys.modules  # it did download\n"
+        f"{DATACLASSES}"
+    )
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.lower().endswith("_proxy") and not name.startswith("SUREFETCH_")
+    }
+    cache, heavy_names = str(tmp_path / "cache"), ",".join(PLAIN_MISS_HEAVY)
+    done = subprocess.run(
+        [sys.executable, "-c", f"{code}\n{REPORT}", cache, small_file, heavy_names],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+        env=environment,
+    )
+    modules, heavy = ast.literal_eval(done.stderr.strip().splitlines()[-1])
+    defined = ast.literal_eval(done.stdout.strip().splitlines()[-1])
+    assert sorted(set(modules) - CLI_MISS) == [] and heavy == []
+    assert sorted(set(defined) - CLI_MISS_DATACLASSES) == []
+    assert list((tmp_path / "cache").rglob("small-1.0.txt"))

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import shutil
 import stat
 import sys
 from pathlib import Path
-from typing import Any
 
 from surefetch._cli.exit_codes import EXIT_OK
 from surefetch._cli.help import NETWORK_VARIABLES, epilog, setting_variables
 from surefetch._cli.output import configure_logging, run_reporting
-from surefetch._cli.progress import ProgressBar
 from surefetch._config import MAX_AGE, MAX_RETRIES, parse_whole_number
 from surefetch._errors import ConfigError
 from surefetch._url import Redactor, filename_from_url
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def add_parser(commands: Any) -> None:
@@ -158,6 +158,8 @@ def _write_output(source: Path, target: str, *, create_dirs: bool) -> Path:
             real.parent.mkdir(parents=True, exist_ok=True)
         _replace(source, real, mode=None if found is None else stat.S_IMODE(found.st_mode))
     else:
+        import shutil
+
         with open(source, "rb") as data, open(real, "wb") as out:
             shutil.copyfileobj(data, out, _CHUNK)
     return Path(os.path.abspath(destination))
@@ -183,6 +185,8 @@ def _replace(source: Path, destination: Path, *, mode: int | None) -> None:
             continue
     else:
         raise FileExistsError(f"No free temporary name next to {destination}")
+    import shutil
+
     try:
         with open(handle, "wb") as out, open(source, "rb") as data:
             shutil.copyfileobj(data, out, _CHUNK)
@@ -251,7 +255,11 @@ def run_fetch(args: argparse.Namespace) -> int:
             raise ConfigError("-o and --extract cannot be used together")
         show_bar = not args.quiet and not args.json and sys.stderr.isatty()
         # The file's name alone: no query (a secret of any length), nothing rich reads as markup.
-        bar = ProgressBar(filename_from_url(args.url)) if show_bar else None
+        bar = None
+        if show_bar:  # rich, and the bar's module, only for a terminal
+            from surefetch._cli.progress import ProgressBar
+
+            bar = ProgressBar(filename_from_url(args.url))
         try:
             # A plain file goes over the transport the settings pick (http.client by
             # default: no asyncio, no aiohttp to import); --extract over aiohttp.
@@ -279,6 +287,8 @@ def run_fetch(args: argparse.Namespace) -> int:
         if args.output is not None:
             shown = _write_output(result.path, args.output, create_dirs=args.create_dirs)
         if args.json:
+            import json
+
             record = result.to_json()
             record["path"] = str(shown)
             record["cache_path"] = str(result.extra.get("cache_path", result.path))

@@ -16,7 +16,6 @@ import logging
 import time
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from surefetch._cache.entry import Entry
@@ -92,17 +91,25 @@ def fetch_file_sync(args: FetchArgs, *, resolved: Resolved | None = None) -> Fet
         raise deadline_passed(resolved, deadline) from None
 
 
-@dataclass(frozen=True, slots=True)
 class _SyncFileStore:
-    """The `SyncStore` of a downloaded file in the downloads bucket."""
+    """The `SyncStore` of a downloaded file in the downloads bucket.
 
-    resolved: Resolved
-    options: Options
-    started: float
-    timeouts: Timeouts
-    # The entry the last lookup found: under the lock it stays what it was,
-    # so the download's revalidation and commit need not look again.
-    seen: list[tuple[Entry | None]] = field(default_factory=list)
+    A plain class: every miss imports it, and a dataclass costs about a
+    millisecond of start-up to define.
+    """
+
+    __slots__ = ("options", "resolved", "seen", "started", "timeouts")
+
+    def __init__(
+        self, resolved: Resolved, options: Options, started: float, timeouts: Timeouts
+    ) -> None:
+        self.resolved = resolved
+        self.options = options
+        self.started = started
+        self.timeouts = timeouts
+        # The entry the last lookup found: under the lock it stays what it was,
+        # so the download's revalidation and commit need not look again.
+        self.seen: list[tuple[Entry | None]] = []
 
     def lock(self) -> AbstractContextManager[None]:
         return self.options.cache.lock(self.resolved.bucket, self.resolved.key)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from surefetch._errors import DownloadError, IntegrityError, TransientDownloadError
 from surefetch._fetch.disk_full import download_failed, no_space
@@ -131,8 +131,7 @@ class UrlDownload:
             )
 
 
-@dataclass(frozen=True, slots=True)
-class NotModified:
+class NotModified(NamedTuple):
     """The server answered a revalidation with ``304``: the cached copy of ``url`` is current.
 
     What the ``304`` said about caching is in the `DownloadStats` of the fetch.

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 
 
-@dataclass(slots=True)
 class _Bucket:
-    tokens: float
-    updated: float
+    __slots__ = ("tokens", "updated")
+
+    def __init__(self, tokens: float, updated: float) -> None:
+        self.tokens = tokens
+        self.updated = updated
 
 
 class HostRetryBudget:

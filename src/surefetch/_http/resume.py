@@ -21,6 +21,7 @@ from __future__ import annotations
 import enum
 import hashlib
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from surefetch._http.headers import parse_content_range
 
@@ -107,8 +108,7 @@ class Reply(enum.Enum):
     """Any other status: an HTTP error, classified by its status."""
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(NamedTuple):
     """A judged reply: what it means, the file's total size, and why it was refused.
 
     ``total`` is the size of the whole file as now known (None when no

@@ -14,7 +14,7 @@ import http.client
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from surefetch._http.exchange import (
     check_body_end,
@@ -49,8 +49,7 @@ class DeadlinePassed(Exception):
     surefetch_transient = False
 
 
-@dataclass(frozen=True, slots=True)
-class Timeouts:
+class Timeouts(NamedTuple):
     """How long to wait: to connect, for the next bytes, and the whole fetch's end.
 
     ``deadline`` is a `time.monotonic` instant, or None.

@@ -13,7 +13,6 @@ import os
 import threading
 import time
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 
 from surefetch._errors import FailedAttempt
 from surefetch._retry.policy import RetryPolicy
@@ -39,20 +38,24 @@ def exit_no_wait() -> None:
     _no_wait_depth -= 1
 
 
-@dataclass(slots=True, eq=False)
 class Budget:
     """Retries spent so far by one logical operation, and its failed attempts.
 
     ``skipped`` adds the waits that no-wait mode did not sleep, so deadlines
     and the reported time behave as if they had been slept: tests of
-    deadlines need no real time.
+    deadlines need no real time. (This and `Scope` are plain classes: every
+    download imports them, and defining a dataclass costs about a
+    millisecond of start-up.)
     """
 
-    policy: RetryPolicy
-    started: float
-    used: int = 0
-    skipped: float = 0.0
-    failures: list[FailedAttempt] = field(default_factory=list)
+    __slots__ = ("failures", "policy", "skipped", "started", "used")
+
+    def __init__(self, policy: RetryPolicy, started: float) -> None:
+        self.policy = policy
+        self.started = started
+        self.used = 0
+        self.skipped = 0.0
+        self.failures: list[FailedAttempt] = []
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started + self.skipped
@@ -74,16 +77,18 @@ def resolve_policy(spec: PolicySpec) -> RetryPolicy:
     return policy if spec is None else policy.replace(retries=spec)
 
 
-@dataclass(slots=True, eq=False)
 class Scope:
     """One logical operation: the root loop's policy, its start, and its budget once needed.
 
     ``policy`` is a `PolicySpec`, resolved only when a failure needs it.
     """
 
-    policy: PolicySpec
-    started: float
-    budget: Budget | None = None
+    __slots__ = ("budget", "policy", "started")
+
+    def __init__(self, policy: PolicySpec, started: float) -> None:
+        self.policy = policy
+        self.started = started
+        self.budget: Budget | None = None
 
     def get_budget(self) -> Budget:
         if self.budget is None:
