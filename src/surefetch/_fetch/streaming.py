@@ -24,6 +24,7 @@ after 3 retries in ...".
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
 import time
@@ -197,6 +198,16 @@ class _Download:
     ) -> _Download:
         if transport_is_stdlib(url.url for url in resolved.urls):
             stop = Stop()
+            progress = options.progress
+            if progress is not None:
+                # Reported on the loop, as the aiohttp download does: a
+                # progress display need not be thread-safe.
+                loop = asyncio.get_running_loop()
+
+                def on_loop(done: int, total: int | None) -> None:
+                    loop.call_soon_threadsafe(progress, done, total)
+
+                options = dataclasses.replace(options, progress=on_loop)
             thread = asyncio.to_thread(
                 download_any_sync,
                 resolved,
