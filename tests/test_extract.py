@@ -467,6 +467,39 @@ def test_a_plain_tar_cut_between_members_fails(dest: Path) -> None:
     assert isinstance(caught.value.__cause__, tarfile.ReadError)
 
 
+def test_a_plain_tar_cut_inside_a_member_fails(dest: Path) -> None:
+    data = make_tar({"a": File(b"x" * 5000), "b": File(b"y")})
+    with pytest.raises(ExtractError) as caught:
+        extract_stream(io.BytesIO(data[:3000]), dest, format=ArchiveFormat.TAR, name="x.tar")
+    assert str(caught.value.__cause__) == "unexpected end of data"
+
+
+def test_a_sparse_member_is_read_with_its_holes(dest: Path) -> None:
+    # GNU sparse format 1.0 (pax): the map leads the data; tarfile reads such a member.
+    sparse = tarfile.TarInfo("sparse")
+    mapping = b"1\n2\n3\n".ljust(tarfile.BLOCKSIZE, b"\0")
+    sparse.size = len(mapping) + 3
+    sparse.pax_headers = {
+        "GNU.sparse.major": "1",
+        "GNU.sparse.minor": "0",
+        "GNU.sparse.name": "pkg/holes.bin",
+        "GNU.sparse.realsize": "8",
+    }
+    after = tarfile.TarInfo("pkg/after.txt")
+    after.size = 2
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        tar.addfile(sparse, io.BytesIO(mapping + b"abc"))
+        tar.addfile(after, io.BytesIO(b"ok"))
+    with tarfile.open(fileobj=io.BytesIO(buffer.getvalue())) as tar:
+        assert tar.getmembers()[0].sparse == [(2, 3)]  # the case this test is about
+    data = compress(buffer.getvalue(), ArchiveFormat.TAR_GZ)
+    result = extract_stream(io.BytesIO(data), dest, format=ArchiveFormat.TAR_GZ, name="s.tgz")
+    assert result.files == 2
+    assert (dest / "pkg/holes.bin").read_bytes() == b"\0\0abc\0\0\0"
+    assert (dest / "pkg/after.txt").read_bytes() == b"ok"
+
+
 def test_a_corrupt_tar_header_fails(dest: Path) -> None:
     data = bytearray(make_tar({"a": File(b"x" * 600), "b": File(b"y")}))
     with tarfile.open(fileobj=io.BytesIO(bytes(data))) as tar:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -140,9 +142,13 @@ def test_truncated_body_the_transport_did_not_flag_is_retried(
     assert server.request_count() == 2
 
 
+@pytest.mark.parametrize("transport", ["stdlib", "aiohttp"])
 def test_exhausted_budget_reads_as_failed_extraction_caused_by_retries(
-    server: ChaosServer, tmp_path: Path
+    server: ChaosServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, transport: str
 ) -> None:
+    # On stdlib the download's loops run in a worker thread: they still
+    # spend the budget of the extraction's loop around them.
+    monkeypatch.setenv("SUREFETCH_TRANSPORT", transport)
     path = "/python.tar.gz"
     server.script(path, [Fault.reset_after(10_000)] * 4)
     with pytest.raises(ExtractError) as info:
@@ -356,3 +362,46 @@ def test_an_unsafe_archive_extracted_to_a_directory_leaves_nothing(
     assert not list(tmp_path.glob(".out.*"))
     assert not list(tmp_path.rglob("escape.txt"))
     assert not list((tmp_path / "c").glob("downloads-v1/*/*"))
+
+
+def test_an_extraction_that_fails_stops_its_download_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The unsafe member comes first, then the server sends nothing more and
+    # waits for the client to close. The download (on the standard-library
+    # transport, in a thread) must be stopped by the failed extraction, not
+    # left waiting for its read timeout, set here far beyond the server's patience.
+    monkeypatch.setenv("SUREFETCH_TRANSPORT", "stdlib")
+    monkeypatch.setenv("SUREFETCH_HTTP_TIMEOUT", "600")
+    evil = make_archive(
+        {"../escape.txt": File(b"evil"), "big.bin": File(_rng.randbytes(1 << 20))},
+        ArchiveFormat.TAR,
+    )
+    listener = socket.create_server(("127.0.0.1", 0))
+    closed_by_client = threading.Event()
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += connection.recv(4096)
+            head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(evil)}\r\n\r\n".encode()
+            connection.sendall(head + evil[:4096])
+            connection.settimeout(60)
+            try:
+                closed_by_client.set() if connection.recv(1) == b"" else None
+            except ConnectionResetError:
+                closed_by_client.set()
+            except TimeoutError:
+                pass  # the client never let go: the assertion below fails
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/evil.tar"
+    with pytest.raises(UnsafeArchiveError, match="escape"):
+        surefetch.fetch(url, extract=True, cache=tmp_path, retries=3)
+    server.join()
+    listener.close()
+    assert closed_by_client.is_set()
+    assert not list(tmp_path.glob("archives-v1/*/*"))

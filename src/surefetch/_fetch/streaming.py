@@ -24,8 +24,10 @@ after 3 retries in ...".
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,11 +46,15 @@ from surefetch._extract.formats import HEAD_SIZE
 from surefetch._fetch.mirrors import download_any
 from surefetch._fetch.options import Options
 from surefetch._fetch.request import Resolved
+from surefetch._fetch.sync_file import download_any_sync
 from surefetch._fetch.url_download import scrubbing
 from surefetch._http.partial import PartialFile
 from surefetch._http.session import Sessions
 from surefetch._http.stats import DownloadStats
+from surefetch._http.stdlib_pool import transport_is_stdlib
+from surefetch._http.sync_attempt import Stop
 from surefetch._retry.loops import aretrying
+from surefetch._url import ParsedURL
 
 _DRAIN_CHUNK = 1 << 20
 
@@ -164,6 +170,83 @@ def _extract_job(
     )
 
 
+class _Download:
+    """The download of one pass: a task on the event loop (aiohttp), or a worker
+    thread on the standard-library transport, which `Stop` ends.
+
+    The thread keeps aiohttp (its import, ~0.15 s, and an event loop hop per
+    chunk) off the path of a streaming extraction. A thread cannot be
+    cancelled: `stop` asks it to stop and waits until it has, so that nothing
+    else touches the partial file while it still writes.
+    """
+
+    def __init__(
+        self, future: asyncio.Future[tuple[ParsedURL, PartialFile, str]], stop: Stop | None
+    ) -> None:
+        self.future = future
+        self._stop = stop
+
+    @classmethod
+    def start(
+        cls,
+        resolved: Resolved,
+        *,
+        sessions: Sessions,
+        options: Options,
+        stats: DownloadStats,
+        readers: _Readers,
+    ) -> _Download:
+        if transport_is_stdlib(url.url for url in resolved.urls):
+            stop = Stop()
+            progress = options.progress
+            if progress is not None:
+                # Reported on the loop, as the aiohttp download does: a
+                # progress display need not be thread-safe.
+                loop = asyncio.get_running_loop()
+
+                def on_loop(done: int, total: int | None) -> None:
+                    loop.call_soon_threadsafe(progress, done, total)
+
+                options = dataclasses.replace(options, progress=on_loop)
+            thread = asyncio.to_thread(
+                download_any_sync,
+                resolved,
+                options=options,
+                stats=stats,
+                reader=readers,
+                stop=stop,
+                started=time.monotonic(),
+            )
+            return cls(asyncio.ensure_future(thread), stop)
+        task = download_any(
+            resolved, sessions=sessions, options=options, stats=stats, reader=readers
+        )
+        return cls(asyncio.ensure_future(task), None)
+
+    def done(self) -> bool:
+        return self.future.done()
+
+    async def stop(self) -> None:
+        """Stop the download if it still runs, and wait until it has ended."""
+        future = self.future
+        if future.done():
+            return
+        if self._stop is None:
+            future.cancel()
+        else:
+            self._stop.set()
+        cancelled = False
+        while not future.done():
+            try:
+                await asyncio.wait({future})
+            except asyncio.CancelledError:
+                cancelled = True  # the thread is stopping: it must end before we do
+        if not future.cancelled():
+            future.exception()  # retrieved: the error that stopping caused is not news
+        if cancelled:
+            raise asyncio.CancelledError
+
+
 async def download_and_extract(
     resolved: Resolved,
     *,
@@ -243,13 +326,13 @@ async def _one_pass(
 
     reader = readers.current
     job, dest = extract(reader)
-    download = asyncio.ensure_future(
-        download_any(resolved, sessions=sessions, options=options, stats=stats, reader=readers)
+    download = _Download.start(
+        resolved, sessions=sessions, options=options, stats=stats, readers=readers
     )
     download_settled = False
     try:
         while True:
-            waiting: set[asyncio.Future[Any]] = {job} if download.done() else {job, download}
+            waiting: set[asyncio.Future[Any]] = {job} if download.done() else {job, download.future}
             await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
             if job.done() and reader is not readers.current:
                 logger.info("Extracting %s again from the start: its download restarted", name)
@@ -260,22 +343,21 @@ async def _one_pass(
             if not download.done():
                 # Extraction stopped first (an unsafe member, a broken
                 # stream): no point in downloading the rest.
-                download.cancel()
-                await asyncio.gather(download, return_exceptions=True)
+                await download.stop()
                 job.result()
                 raise ExtractError(
                     f"Failed to extract archive {name!r}: it ended before the download"
                 )
             if not download_settled:
                 download_settled = True
-                error = download.exception()
+                error = download.future.exception()
                 if error is not None:
                     readers.fail(error)
                 else:
                     readers.finish()
             if job.done():
                 break
-        failed = download.exception()
+        failed = download.future.exception()
         if failed is not None:
             # The extraction stopped on the failed download and has nothing
             # to add: the error names the archive, then the download's chain.
@@ -285,7 +367,7 @@ async def _one_pass(
                 raise archive_failure(name, failed) from failed
             job.result()
             raise failed
-        _, partial, digest = download.result()
+        _, partial, digest = download.future.result()
         try:
             extracted = job.result()
         except ExtractError:
@@ -298,7 +380,5 @@ async def _one_pass(
         readers.finish()
         if not job.done():
             await asyncio.gather(job, return_exceptions=True)
-        if not download.done():
-            download.cancel()
-            await asyncio.gather(download, return_exceptions=True)
+        await download.stop()
         readers.close()

@@ -106,11 +106,10 @@ def fetch_result(args: FetchArgs, *, resolved: Resolved | None = None) -> FetchR
 def on_stdlib(args: FetchArgs) -> bool:
     """Whether the fetch of ``args`` runs on the standard-library transport.
 
-    The ``transport`` setting decides: ``aiohttp`` never, ``stdlib`` for
-    every single-file fetch, and ``auto`` (the default) likewise unless a
-    proxy in the environment is one that only aiohttp speaks (TLS to the
-    proxy). An extraction always runs on aiohttp: it streams into the
-    extractor on the event loop.
+    A single file follows `transport_is_stdlib` without an event loop. An
+    extraction runs on the event loop, which streams the archive into the
+    extractor (its download still takes the transport that
+    `transport_is_stdlib` picks, in a worker thread when that is stdlib).
 
     Example:
         >>> on_stdlib(FetchArgs("https://example.org/a.tar.gz", extract=True))
@@ -118,22 +117,9 @@ def on_stdlib(args: FetchArgs) -> bool:
     """
     if args.extract or args.extract_to is not None:
         return False
-    from surefetch._config import TRANSPORT, resolve as resolve_setting
+    from surefetch._http.stdlib_pool import transport_is_stdlib
 
-    choice = resolve_setting(TRANSPORT)
-    if choice != "auto":
-        return choice == "stdlib"
-    from surefetch._errors import ConfigError
-    from surefetch._http.stdlib_pool import proxy_for
-
-    try:
-        for url in (args.url, *args.mirrors):
-            proxy_for(url)
-    except ConfigError:
-        return False
-    except ValueError:
-        return True  # a bad URL: the fetch itself says what is wrong with it
-    return True
+    return transport_is_stdlib((args.url, *args.mirrors))
 
 
 def fetch_many(

@@ -52,9 +52,15 @@ from surefetch._fetch.url_download import (
     verify,
 )
 from surefetch._http.headers import basic_authorization
-from surefetch._http.partial import PartialFile
+from surefetch._http.partial import Follower, PartialFile
 from surefetch._http.stats import DownloadStats
-from surefetch._http.sync_attempt import DeadlinePassed, Timeouts, download_attempt_sync
+from surefetch._http.sync_attempt import (
+    DeadlinePassed,
+    DownloadStopped,
+    Stop,
+    Timeouts,
+    download_attempt_sync,
+)
 from surefetch._retry.budget import no_wait_active
 from surefetch._retry.loops import retrying
 from surefetch._retry.policy import RetryPolicy
@@ -89,6 +95,47 @@ def fetch_file_sync(args: FetchArgs, *, resolved: Resolved | None = None) -> Fet
     except DeadlinePassed:
         assert deadline is not None
         raise deadline_passed(resolved, deadline) from None
+
+
+def download_any_sync(
+    resolved: Resolved,
+    *,
+    options: Options,
+    stats: DownloadStats,
+    reader: Follower,
+    stop: Stop,
+    started: float,
+) -> tuple[ParsedURL, PartialFile, str]:
+    """`surefetch._fetch.mirrors.download_any` on the standard-library transport, blocking.
+
+    For a streaming extraction: run it in a worker thread, ``reader``
+    following the bytes; `Stop.set` ends it (`DownloadStopped`) from another
+    thread. Its retry loops share the budget of the loop that encloses it
+    (a worker thread started by `asyncio.to_thread` carries the context).
+    """
+    deadline = options.policy.deadline
+    timeouts = Timeouts(
+        connect=options.connect_timeout,
+        read=options.read_timeout,
+        deadline=None if deadline is None else started + deadline,
+    )
+    partial_path = options.cache.partial_path(resolved.bucket, resolved.key)
+    try:
+        found = _download_any(
+            resolved,
+            partial_path,
+            options=options,
+            stats=stats,
+            timeouts=timeouts,
+            revalidate=None,
+            reader=reader,
+            stop=stop,
+        )
+    except DeadlinePassed:
+        assert deadline is not None
+        raise deadline_passed(resolved, deadline) from None
+    assert not isinstance(found, NotModified)  # nothing was asked conditionally
+    return found
 
 
 class _SyncFileStore:
@@ -187,6 +234,8 @@ def _download_any(
     stats: DownloadStats,
     timeouts: Timeouts,
     revalidate: Revalidation | None,
+    reader: Follower | None = None,
+    stop: Stop | None = None,
 ) -> tuple[ParsedURL, PartialFile, str] | NotModified:
     """`surefetch._fetch.mirrors.download_unless_current`, blocking: the URL, else each mirror.
 
@@ -209,11 +258,13 @@ def _download_any(
                 resolved=resolved,
                 timeouts=timeouts,
                 conditional=conditional_for(revalidate, url),
+                reader=reader,
+                stop=stop,
             )
             if partial is None:
                 return not_modified_at(url)
             digest = verify(partial, url=url, sha256=resolved.sha256, size=resolved.size)
-        except (ConfigError, DeadlinePassed):
+        except (ConfigError, DeadlinePassed, DownloadStopped):
             raise
         except Exception as error:
             url_failed(resolved, index, error, failures, partial_path)
@@ -233,13 +284,15 @@ def _download_one_url(
     resolved: Resolved,
     timeouts: Timeouts,
     conditional: Mapping[str, str] | None,
+    reader: Follower | None = None,
+    stop: Stop | None = None,
 ) -> PartialFile | None:
     """Download ``url`` into the partial file with retries and resume (see `UrlDownload`).
 
     None when ``conditional`` headers were answered with ``304 Not Modified``.
     """
     authorization = basic_authorization(url.username, url.password)
-    partial = PartialFile.open(partial_path, url=url.url, label=url.redacted)
+    partial = PartialFile.open(partial_path, url=url.url, label=url.redacted, reader=reader)
     download = UrlDownload(url, partial, policy=policy, sha256=resolved.sha256, size=resolved.size)
     if download.found_complete():
         return partial
@@ -250,6 +303,8 @@ def _download_one_url(
             policy=download.policy, operation=f"GET {url.redacted}", independent=independent
         ):
             with attempt:
+                if stop is not None:
+                    stop.check()
                 if not first:
                     options.host_budget.acquire_sync(url.host, skip_wait=no_wait_active())
                 first = False
@@ -265,6 +320,7 @@ def _download_one_url(
                         progress=options.progress,
                         timeouts=timeouts,
                         conditional=conditional,
+                        stop=stop,
                     )
                 download.after_attempt(not_modified=not_modified)
     finally:

@@ -29,6 +29,7 @@ import re
 import select
 import socket
 import threading
+from collections.abc import Iterable
 from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
@@ -334,3 +335,29 @@ def classify_http_client_error(exc: BaseException) -> Decision | None:
 
 
 register_library_rule("http.client", classify_http_client_error)
+
+
+def transport_is_stdlib(urls: Iterable[str]) -> bool:
+    """Whether downloads of ``urls`` go over the standard-library transport.
+
+    The ``transport`` setting decides: ``aiohttp`` never, ``stdlib`` always,
+    and ``auto`` (the default) unless a proxy in the environment is one that
+    only aiohttp speaks (TLS to the proxy).
+
+    Example:
+        >>> transport_is_stdlib(["https://example.org/a.tar.gz"])
+        True
+    """
+    from surefetch._config import TRANSPORT, resolve as resolve_setting
+
+    choice = resolve_setting(TRANSPORT)
+    if choice != "auto":
+        return choice == "stdlib"
+    try:
+        for url in urls:
+            proxy_for(url)
+    except ConfigError:
+        return False
+    except ValueError:
+        return True  # a bad URL: the fetch itself says what is wrong with it
+    return True

@@ -10,8 +10,11 @@ keeps connections alive; `surefetch._http.sync_body` reads the body.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import logging
+import socket
+import threading
 import time
 from collections.abc import Mapping
 from typing import NamedTuple
@@ -47,6 +50,59 @@ class DeadlinePassed(Exception):
     """The fetch's deadline passed during a request: never retried, told by the caller."""
 
     surefetch_transient = False
+
+
+class DownloadStopped(Exception):
+    """The download was asked to stop (`Stop`): never retried, and no mirror is tried."""
+
+    surefetch_transient = False
+
+
+class Stop:
+    """Asks a download running in another thread to stop, at once.
+
+    The download checks it before each attempt and after each piece of the
+    body; `set` also shuts down the socket a body is being read from, so a
+    read waiting on a silent server returns now rather than at its timeout.
+    The download then raises `DownloadStopped`, with every byte it received
+    written to the partial file.
+
+    Example:
+        >>> stop = Stop()
+        >>> stop.set()
+        >>> stop.is_set()
+        True
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._set = False
+        self._sock: socket.socket | None = None
+
+    def set(self) -> None:
+        # Under the lock: the download closes the socket only after it
+        # stopped watching it, so this never shuts a reused descriptor.
+        with self._lock:
+            self._set = True
+            if self._sock is not None:
+                # OSError: the connection is gone already, and the read has ended.
+                with contextlib.suppress(OSError):
+                    self._sock.shutdown(socket.SHUT_RDWR)
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def check(self) -> None:
+        """Raise `DownloadStopped` if the download was asked to stop."""
+        if self._set:
+            raise DownloadStopped("the download was stopped")
+
+    def watch(self, sock: socket.socket | None) -> None:
+        """The socket that `set` shuts down (None: none any more); checks first."""
+        with self._lock:
+            self._sock = sock
+        if sock is not None:
+            self.check()
 
 
 class Timeouts(NamedTuple):
@@ -96,13 +152,14 @@ def download_attempt_sync(
     timeouts: Timeouts,
     conditional: Mapping[str, str] | None = None,
     connections: Pool = pool,
+    stop: Stop | None = None,
 ) -> bool:
     """Make one request for ``url`` and append its body to ``partial``.
 
     What `surefetch._http.attempt.download_attempt` does (True for a
     ``304`` to a revalidation), on `http.client` and the process's kept
     connections. Raises `DeadlinePassed` when the deadline passes while it
-    runs.
+    runs. With ``stop``, raises `DownloadStopped` once it is set.
     """
     headers, asked_if_changed = request_headers(
         partial, authorization=authorization, checked=checked, conditional=conditional
@@ -128,19 +185,28 @@ def download_attempt_sync(
             asked_from=asked_from,
             stats=stats,
         )
+        sock = exchange.connection.sock
+        if stop is not None:
+            stop.watch(sock)
         try:
             read_body(
                 response,
                 partial,
                 verdict.total,
                 progress,
-                sock=exchange.connection.sock,
+                sock=sock,
                 read_timeout=None if timeouts.deadline is None else timeouts.for_read,
+                stopped=None if stop is None else stop.is_set,
             )
         except TimeoutError:
             if timeouts.passed():
                 raise DeadlinePassed from None
             raise
+        finally:
+            if stop is not None:
+                stop.watch(None)
+        if stop is not None:
+            stop.check()  # a body cut short by the stop is not judged
         check_body_end(partial, url, verdict)
         done = True
     finally:

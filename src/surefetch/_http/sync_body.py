@@ -11,6 +11,7 @@ body is raised.
 from __future__ import annotations
 
 import queue
+import select
 import threading
 
 from surefetch._http.partial import PartialFile
@@ -39,14 +40,16 @@ def read_body(
     *,
     sock: socket.socket | None,
     read_timeout: Callable[[], float] | None,
+    stopped: Callable[[], bool] | None = None,
 ) -> None:
     """Append the body of ``response`` to ``partial`` as it arrives, 1 MiB at a time.
 
     ``total`` is the file's size when known. With ``read_timeout``, the
     socket's timeout is set to what it returns before each read (the read
-    timeout, cut to what is left before a deadline).
+    timeout, cut to what is left before a deadline). Once ``stopped``
+    returns True, the body is left unread after the bytes already received.
     """
-    reader = _BodyReader(response)
+    reader = _BodyReader(response, _readiness(sock))
     bounded = read_timeout is not None and sock is not None
     # A body of unknown length (chunked) is hashed inline: no thread for a small one.
     large = total is not None and total - partial.size >= _THREADED_HASH_FROM
@@ -79,6 +82,8 @@ def read_body(
                 writeback.written(partial.size)
                 if progress is not None:
                     progress(partial.size, total)
+            if stopped is not None and stopped():
+                break  # the caller raises; the failure the stop caused is not one
             if error is not None:
                 raise error
             if not received:
@@ -92,6 +97,28 @@ def read_body(
         progress(partial.size, total)
 
 
+def _readiness(sock: socket.socket | None) -> Callable[[], bool] | None:
+    """A check, without waiting, whether more of the body can be read now (None: cannot tell)."""
+    if sock is None:
+        return None
+    polled: Callable[[], bool]
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+
+        def polled() -> bool:
+            return bool(poller.poll(0))
+    else:  # Windows: select() has no descriptor-number limit there
+
+        def polled() -> bool:
+            return bool(select.select([sock], [], [], 0)[0])
+
+    pending = getattr(sock, "pending", None)  # TLS: bytes decrypted and waiting inside
+    if pending is None:
+        return polled
+    return lambda: pending() > 0 or polled()
+
+
 class _BodyReader:
     """Fills buffers from a reply's body, keeping what arrived before a failure.
 
@@ -103,8 +130,11 @@ class _BodyReader:
     `http.client`'s own ``readinto``, which decodes chunks.
     """
 
-    def __init__(self, response: http.client.HTTPResponse) -> None:
+    def __init__(
+        self, response: http.client.HTTPResponse, ready: Callable[[], bool] | None = None
+    ) -> None:
         self._response = response
+        self._ready = ready
         length = response.length
         self._remaining = None if response.chunked or length is None else length
 
@@ -122,7 +152,20 @@ class _BodyReader:
         met: BaseException | None = None
         try:
             while filled < want:
-                got = fp.readinto1(buffer[filled:want])
+                if self._ready is None:
+                    got = fp.readinto1(buffer[filled:want])
+                elif filled == 0:
+                    # Waits for the first bytes, and takes no more than are
+                    # here: readinto1 would copy what the reply's buffer holds
+                    # and then wait on the socket for the rest.
+                    got = fp.readinto1(buffer[: min(want, len(fp.peek()))])
+                elif self._ready():
+                    got = fp.readinto1(buffer[filled:want])
+                else:
+                    # Nothing more has come yet: hand over what has, so that a
+                    # slow or stalled server's bytes reach the file (and a
+                    # streaming extraction) now rather than a buffer later.
+                    break
                 if not got:
                     break  # the server closed early: the shared end check tells it
                 filled += got
