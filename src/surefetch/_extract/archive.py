@@ -58,13 +58,16 @@ def extract_stream(
     name: str,
     limits: ExtractLimits = DEFAULT_LIMITS,
     strip_components: int = 0,
+    checksummed: bool = False,
 ) -> ExtractResult:
     """Extract a tar archive (plain or compressed) from ``reader`` into ``dest``.
 
     ``dest`` is an existing, empty directory that nothing else writes to
     meanwhile. ``name`` names the archive in messages. The reader is read to
     its end, so that a truncated compressed stream is detected; it is not
-    closed.
+    closed. ``checksummed`` says that the archive's bytes are checked
+    against a known sha256 before the tree is used, which makes gzip's own
+    CRC-32 redundant (it is then skipped).
 
     Example:
         >>> import io, tarfile, tempfile
@@ -89,7 +92,8 @@ def extract_stream(
         meter = ExpansionMeter(
             limits.max_ratio, compressed=lambda: compressed.count, refuse=tree.refuse
         )
-        extract_tar(MeteredReader(decompressed(compressed, format), meter), tree)
+        stream = decompressed(compressed, format, checksummed=checksummed)
+        extract_tar(MeteredReader(stream, meter), tree)
         return tree.result()
 
 

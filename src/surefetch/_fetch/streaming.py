@@ -139,8 +139,13 @@ def _extract_job(
     partial_path: Path,
     limits: ExtractLimits,
     strip_components: int,
+    checksummed: bool,
 ) -> ExtractResult:
-    """Extract what the download writes, in a worker thread."""
+    """Extract what the download writes, in a worker thread.
+
+    ``checksummed``: the archive's sha256 is known, and the tree is used
+    only once the download matched it.
+    """
     try:
         head = _read_head(reader)
     except EOFError as error:
@@ -167,6 +172,7 @@ def _extract_job(
         name=name,
         limits=limits,
         strip_components=strip_components,
+        checksummed=checksummed,
     )
 
 
@@ -320,6 +326,7 @@ async def _one_pass(
                 partial_path=partial_path,
                 limits=limits,
                 strip_components=strip_components,
+                checksummed=resolved.sha256 is not None,
             )
         )
         return job, dest
