@@ -118,22 +118,19 @@ def on_stdlib(args: FetchArgs) -> bool:
     """
     if args.extract or args.extract_to is not None:
         return False
+    return _stdlib_serves((args.url, *args.mirrors))
+
+
+def _stdlib_serves(urls: Iterable[str]) -> bool:
+    """Whether plain downloads of ``urls`` go on the standard library (setting ``transport``)."""
     from surefetch._config import TRANSPORT, resolve as resolve_setting
 
     choice = resolve_setting(TRANSPORT)
     if choice != "auto":
         return choice == "stdlib"
-    from surefetch._errors import ConfigError
-    from surefetch._http.stdlib_pool import proxy_for
+    from surefetch._http.stdlib_pool import speaks_proxies_for
 
-    try:
-        for url in (args.url, *args.mirrors):
-            proxy_for(url)
-    except ConfigError:
-        return False
-    except ValueError:
-        return True  # a bad URL: the fetch itself says what is wrong with it
-    return True
+    return speaks_proxies_for(urls)
 
 
 def fetch_many(
@@ -148,17 +145,43 @@ def fetch_many(
 ) -> list[Path]:
     """The synchronous twin of `afetch_many`.
 
+    A batch of plain files (no extraction) runs on the transport that a
+    single `fetch` would use (see the ``transport`` setting): on the
+    standard library, in ``concurrency`` threads over kept-alive
+    connections; any other batch runs on surefetch's event loop thread.
+
     Example:
         >>> import surefetch
         >>> surefetch.fetch_many([])
         []
     """
+    from surefetch._fetch.many import batch, paths_or_raise
+
+    items, concurrency = batch(requests, concurrency)
+    if not items:
+        return []
+    plain = not any(item.extract or item.extract_to is not None for item in items)
+    if plain and _stdlib_serves(url for item in items for url in (item.url, *item.mirrors)):
+        from surefetch._fetch.options import make_options
+        from surefetch._fetch.sync_many import fetch_many_sync
+
+        options = make_options(
+            cache=cache,
+            policy=policy,
+            retries=retries,
+            offline=offline,
+            refresh=False,
+            progress=None,
+            allow_insecure_redirects=allow_insecure_redirects,
+        )
+        outcomes = fetch_many_sync(items, concurrency=concurrency, options=options)
+        return paths_or_raise(items, outcomes)
     from surefetch._fetch.async_api import afetch_many
     from surefetch._run_sync import run_sync
 
     return run_sync(
         afetch_many(
-            requests,
+            items,
             concurrency=concurrency,
             cache=cache,
             policy=policy,

@@ -55,6 +55,7 @@ from surefetch._fetch.url_download import (
 from surefetch._http.headers import basic_authorization
 from surefetch._http.partial import PartialFile
 from surefetch._http.stats import DownloadStats
+from surefetch._http.stdlib_pool import Pool, pool
 from surefetch._http.sync_attempt import DeadlinePassed, Timeouts, download_attempt_sync
 from surefetch._retry.budget import no_wait_active
 from surefetch._retry.loops import retrying
@@ -75,6 +76,18 @@ def fetch_file_sync(args: FetchArgs, *, resolved: Resolved | None = None) -> Fet
     looked_up = resolved is not None
     if resolved is None:
         resolved = resolve(args.request())
+    return fetch_resolved_sync(resolved, options, looked_up=looked_up)
+
+
+def fetch_resolved_sync(
+    resolved: Resolved, options: Options, *, looked_up: bool = False, connections: Pool = pool
+) -> FetchResult:
+    """Fetch the file of ``resolved`` with ``options``, over the kept ``connections``.
+
+    ``looked_up``: see `fetch_file_sync`. The policy's deadline counts from
+    now. `surefetch._fetch.sync_many` calls it from its threads, with one
+    set of options and one pool for the whole batch.
+    """
     started = time.monotonic()
     deadline = options.policy.deadline
     timeouts = Timeouts(
@@ -82,7 +95,7 @@ def fetch_file_sync(args: FetchArgs, *, resolved: Resolved | None = None) -> Fet
         read=options.read_timeout,
         deadline=None if deadline is None else started + deadline,
     )
-    store = _SyncFileStore(resolved, options, started, timeouts)
+    store = _SyncFileStore(resolved, options, started, timeouts, connections)
     try:
         return single_flight_sync(
             store, refresh=options.refresh, offline=options.offline, looked_up=looked_up
@@ -100,6 +113,7 @@ class _SyncFileStore:
     options: Options
     started: float
     timeouts: Timeouts
+    connections: Pool
     # The entry the last lookup found: under the lock it stays what it was,
     # so the download's revalidation and commit need not look again.
     seen: list[tuple[Entry | None]] = field(default_factory=list)
@@ -138,6 +152,7 @@ class _SyncFileStore:
                 options=options,
                 stats=stats,
                 timeouts=self.timeouts,
+                connections=self.connections,
                 revalidate=revalidation(stale),
             )
             if isinstance(found, NotModified):
@@ -179,6 +194,7 @@ def _download_any(
     options: Options,
     stats: DownloadStats,
     timeouts: Timeouts,
+    connections: Pool,
     revalidate: Revalidation | None,
 ) -> tuple[ParsedURL, PartialFile, str] | NotModified:
     """`surefetch._fetch.mirrors.download_unless_current`, blocking: the URL, else each mirror.
@@ -201,6 +217,7 @@ def _download_any(
                 independent=index > 0,
                 resolved=resolved,
                 timeouts=timeouts,
+                connections=connections,
                 conditional=conditional_for(revalidate, url),
             )
             if partial is None:
@@ -225,6 +242,7 @@ def _download_one_url(
     independent: bool,
     resolved: Resolved,
     timeouts: Timeouts,
+    connections: Pool,
     conditional: Mapping[str, str] | None,
 ) -> PartialFile | None:
     """Download ``url`` into the partial file with retries and resume (see `UrlDownload`).
@@ -258,6 +276,7 @@ def _download_one_url(
                         progress=options.progress,
                         timeouts=timeouts,
                         conditional=conditional,
+                        connections=connections,
                     )
                 download.after_attempt(not_modified=not_modified)
     finally:

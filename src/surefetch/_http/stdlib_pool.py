@@ -28,6 +28,7 @@ import os
 import re
 import select
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -105,6 +106,31 @@ def proxy_for(url: str) -> Proxy | None:
         port=proxy.port or 80,
         authorization=basic_authorization(username, password),
     )
+
+
+def speaks_proxies_for(urls: Iterable[str]) -> bool:
+    """Whether every proxy that the environment names for ``urls`` is one this transport speaks.
+
+    No proxy is fine; a URL that cannot be parsed too (its fetch says what
+    is wrong with it). The environment is scanned once when it names no
+    proxy, not once per URL.
+
+    Example:
+        >>> speaks_proxies_for(["http://127.0.0.1/a", "not a URL"])
+        True
+    """
+    import sys
+
+    if sys.platform not in ("darwin", "win32") and not _environment_names_a_proxy():
+        return True
+    for url in urls:
+        try:
+            proxy_for(url)
+        except ConfigError:
+            return False
+        except ValueError:
+            continue
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,15 +253,20 @@ def _dropped(connection: http.client.HTTPConnection) -> bool:
 class Pool:
     """Idle kept-alive connections, shared by every thread of the process.
 
+    At most ``keep_per_key`` idle ones are kept per (scheme, host, port,
+    proxy): the process's pool keeps a few, a `fetch_many` batch one per
+    thread, so that none of its threads connects again between files.
+
     Example:
         >>> pool = Pool()
         >>> pool.idle_count()
         0
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep_per_key: int = _KEEP_PER_KEY) -> None:
         self._idle: dict[_Key, list[http.client.HTTPConnection]] = {}
         self._lock = threading.Lock()
+        self._keep = keep_per_key
 
     def take(self, target: Target, *, timeout: float) -> http.client.HTTPConnection:
         """A kept connection for ``target`` that is still open, else a new one."""
@@ -255,7 +286,7 @@ class Pool:
         key = target.key
         with self._lock:
             idle = self._idle.setdefault(key, [])
-            if len(idle) < _KEEP_PER_KEY:
+            if len(idle) < self._keep:
                 idle.append(connection)
                 return
         connection.close()
