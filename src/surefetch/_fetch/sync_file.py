@@ -161,7 +161,7 @@ class _SyncFileStore:
             url, partial, digest = found
             if forbids_storing(stats.caching):
                 path = keep_uncached(resolved, options, partial.path, filename_from_url(url.url))
-                partial.sidecar.unlink(missing_ok=True)
+                partial.drop_sidecar()
                 return downloaded(
                     resolved, path, digest, partial.size, stats=stats, started=self.started
                 )
@@ -181,7 +181,7 @@ class _SyncFileStore:
                 caching=stats.caching,
                 seen=seen,
             )
-            partial.sidecar.unlink(missing_ok=True)
+            partial.drop_sidecar()
             return downloaded(
                 resolved, entry.path, digest, partial.size, stats=stats, started=self.started
             )
