@@ -434,10 +434,10 @@ TRANSPORT: Setting[str] = Setting(
     convert=_transport,
     allowed="expected one of " + ", ".join(TRANSPORTS),
     default="auto",
-    help="the HTTP client of a synchronous single-file fetch: auto, aiohttp or stdlib",
-    why="auto: the standard library's http.client for fetch() of one file and the "
-    "command line's plain fetch (it starts in a fraction of aiohttp's import time), "
-    "aiohttp for everything else (async, fetch_many, archives)",
+    help="the HTTP client of synchronous plain-file fetches: auto, aiohttp or stdlib",
+    why="auto: the standard library's http.client for fetch() of one file, fetch_many() "
+    "of plain files (in threads) and the command line's plain fetch (it starts in a "
+    "fraction of aiohttp's import time), aiohttp for everything else (async, archives)",
 )
 PYTHON_INSTALL_DIR: Setting[str] = Setting(
     name="python_install_dir",
