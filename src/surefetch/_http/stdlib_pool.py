@@ -64,6 +64,11 @@ class Proxy:
 def _environment_names_a_proxy() -> bool:
     # getproxies() on Linux reads only these variables; urllib.request costs
     # tens of milliseconds to import, so it is loaded only when one is set.
+    # Asked before every request: the names are scanned at C speed, as bytes
+    # (a name with a newline in it can only make this say yes, and then
+    # getproxies() decides).
+    if os.supports_bytes_environ:
+        return b"_proxy\n" in (b"\n".join(os.environb) + b"\n").lower()
     return any(name.lower().endswith("_proxy") for name in os.environ)
 
 
