@@ -8,7 +8,11 @@ fresh output directory or cache every run (medians shown):
 
 * ``curl --parallel --parallel-max 16``, every URL in one process;
 * ``curl`` with every URL in one process, one after another (kept-alive);
-* ``surefetch.fetch_many(urls, concurrency=16)``;
+* ``surefetch.fetch_many(urls, concurrency=16)``: plain files run in 16
+  threads on the standard library's ``http.client``, each thread on a
+  kept-alive connection;
+* the same on the aiohttp transport (``SUREFETCH_TRANSPORT=aiohttp``), the
+  event loop that ran every ``fetch_many`` before;
 * ``surefetch.fetch(url)`` for each URL in turn, in one process;
 * ``pooch.retrieve`` for each URL in turn, in one process.
 
@@ -78,13 +82,17 @@ def main() -> int:
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # installed packages start from .pyc files
     out = work / "out"
 
-    def python(code: str) -> Callable[[], list[str]]:
-        return lambda: [sys.executable, "-c", code, str(out)]
+    def python(code: str, *, transport: str | None = None) -> Callable[[], list[str]]:
+        chosen = [] if transport is None else ["env", f"SUREFETCH_TRANSPORT={transport}"]
+        return lambda: [*chosen, sys.executable, "-c", code, str(out)]
 
     ways: dict[str, Callable[[], list[str]]] = {
         "curl --parallel --parallel-max 16": lambda: _curl(urls, out, parallel=True),
         "curl, one process, one URL after another": lambda: _curl(urls, out, parallel=False),
         "surefetch.fetch_many (16 at once)": python(_FETCH_MANY),
+        "surefetch.fetch_many (16 at once), aiohttp transport": python(
+            _FETCH_MANY, transport="aiohttp"
+        ),
         "surefetch.fetch one by one": python(_FETCH_LOOP),
         "pooch.retrieve one by one": python(_POOCH_LOOP),
     }

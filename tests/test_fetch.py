@@ -304,6 +304,63 @@ def test_fetch_many_accepts_requests_with_hashes(server: ChaosServer, tmp_path: 
     assert surefetch.fetch_many([request], cache=tmp_path)[0].read_bytes() == DATA
 
 
+def test_fetch_many_keeps_at_most_concurrency_connections_and_reuses_them(
+    server: ChaosServer, tmp_path: Path
+) -> None:
+    for i in range(40):
+        server.add_file(f"/k{i}", bytes([i]) * 3000)
+    paths = surefetch.fetch_many(
+        [server.url(f"/k{i}") for i in range(40)], cache=tmp_path, concurrency=4
+    )
+    assert [p.read_bytes() for p in paths] == [bytes([i]) * 3000 for i in range(40)]
+    records = server.requests
+    assert len(records) == 40
+    assert len({record.connection for record in records}) <= 4
+
+
+def test_fetch_many_deadline_ends_only_the_download_that_passes_it(
+    server: ChaosServer, tmp_path: Path
+) -> None:
+    # Each download has the policy's deadline of its own, counted from its start.
+    server.script("/data.bin", [Fault.stall(120, after=SIZE // 4)])
+    urls = [server.url("/small.txt"), server.url("/data.bin")]
+    policy = surefetch.RetryPolicy(retries=3, deadline=2.0)
+    with pytest.raises(surefetch.FetchManyError) as info:
+        surefetch.fetch_many(urls, cache=tmp_path, policy=policy)
+    assert list(info.value.errors) == [urls[1]]
+    assert "the deadline of 2s passed" in str(info.value.errors[urls[1]])
+    assert surefetch.fetch(urls[0], cache=tmp_path, offline=True).read_bytes() == SMALL
+    assert [p.stat().st_size >= SIZE // 4 for p in tmp_path.glob("tmp/partial/*.part")] == [True]
+
+
+def test_fetch_many_offline_serves_what_is_cached_and_names_what_is_not(
+    server: ChaosServer, tmp_path: Path
+) -> None:
+    small, data = server.url("/small.txt"), server.url("/data.bin")
+    surefetch.fetch(small, cache=tmp_path)
+    with pytest.raises(surefetch.FetchManyError) as info:
+        surefetch.fetch_many([small, data], cache=tmp_path, offline=True)
+    assert list(info.value.errors) == [data]
+    assert isinstance(info.value.errors[data], OfflineError)
+    assert surefetch.fetch_many([small], cache=tmp_path, offline=True)[0].read_bytes() == SMALL
+    assert server.request_count() == 1
+
+
+def test_fetch_many_of_files_and_an_archive(server: ChaosServer, tmp_path: Path) -> None:
+    from archives import File, make_archive
+    from surefetch._extract.archive import ArchiveFormat
+
+    archive = make_archive({"inner.txt": File(b"inside")}, ArchiveFormat.TAR_GZ)
+    server.add_file("/a.tar.gz", archive)
+    requests = [
+        surefetch.FetchRequest(server.url("/small.txt")),
+        surefetch.FetchRequest(server.url("/a.tar.gz"), extract=True),
+    ]
+    paths = surefetch.fetch_many(requests, cache=tmp_path)
+    assert paths[0].read_bytes() == SMALL
+    assert (paths[1] / "inner.txt").read_bytes() == b"inside"
+
+
 def test_credentials_are_sent_but_never_shown(
     server: ChaosServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

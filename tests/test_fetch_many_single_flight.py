@@ -17,6 +17,10 @@ import pytest
 import surefetch
 from surefetch.testing import ChaosServer
 
+# Every test runs on both paths of fetch_many: threads on the standard-library
+# transport, and the event loop on aiohttp.
+pytestmark = pytest.mark.usefixtures("transport")
+
 BODY = {f"/file-{n}.bin": bytes([n]) * (64 << 10) for n in range(20)}
 
 

@@ -215,3 +215,47 @@ def test_killed_writer_never_leaves_a_partial_entry(tmp_path: Path, kill_after: 
         )
         assert again.returncode == 0, again.stderr
         assert Path(again.stdout.strip()).read_bytes() == DATA
+
+
+def test_fetch_many_interrupted_ends_at_once_and_the_next_one_resumes(tmp_path: Path) -> None:
+    # Ctrl-C while one download of the batch stalls: the process ends now, not
+    # when the stall does, and what was received is resumed by the next batch.
+    half = len(DATA) // 2
+    with ChaosServer(files={"/big.bin": DATA, "/small.bin": b"small" * 100}) as server:
+        server.script("/big.bin", [Fault.stall(120, after=half)])
+        urls = [server.url("/small.bin"), server.url("/big.bin")]
+        code = "import sys, surefetch; surefetch.fetch_many(sys.argv[1:])"
+        batch = subprocess.Popen(
+            [sys.executable, "-c", code, *urls],
+            env=_env(tmp_path),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        partial_dir = tmp_path / "tmp" / "partial"
+
+        def half_written() -> bool:
+            parts = list(partial_dir.glob("*.part")) if partial_dir.exists() else []
+            return any(part.stat().st_size >= half for part in parts)
+
+        try:
+            _wait_for(half_written)
+            batch.send_signal(signal.SIGINT)
+            _, stderr = batch.communicate(timeout=60)
+        finally:
+            batch.kill()
+            batch.wait()
+        assert batch.returncode != 0 and "KeyboardInterrupt" in stderr
+        assert len(list(tmp_path.glob("downloads-v1/*/*"))) == 1  # the small one
+
+        server.clear_scripts()
+        server.reset_log()
+        done = subprocess.run(
+            [sys.executable, "-c", code, *urls],
+            env=_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert [(r.path, r.range_start) for r in server.requests] == [("/big.bin", half)]

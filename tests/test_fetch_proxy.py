@@ -83,6 +83,19 @@ def test_https_goes_through_a_connect_tunnel_and_is_verified(
     assert [(a.method, a.target) for a in proxy.asked] == [("CONNECT", f"127.0.0.1:{secure.port}")]
 
 
+def test_fetch_many_goes_through_the_proxy_for_both_schemes(
+    plain: ChaosServer, secure: ChaosServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with ForwardProxy() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url())
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url())
+        urls = [plain.url("/data.bin"), secure.url("/data.bin")]
+        paths = surefetch.fetch_many(urls, cache=tmp_path)
+    assert [p.read_bytes() for p in paths] == [DATA, DATA]
+    asked = sorted((a.method, a.target) for a in proxy.asked)
+    assert asked == [("CONNECT", f"127.0.0.1:{secure.port}"), ("GET", plain.url("/data.bin"))]
+
+
 @pytest.mark.parametrize("scheme", ["http", "https"])
 def test_the_proxy_credentials_are_sent_to_the_proxy(
     plain: ChaosServer,

@@ -71,3 +71,18 @@ def test_ssl_cert_file_is_honoured(
     path = surefetch.fetch(tls_server.url("/secret.bin"), cache=tmp_path / "cache")
     assert path.read_bytes() == b"over tls" * 100
     assert tls_server.request_count() == 1
+
+
+def test_fetch_many_verifies_with_ssl_cert_file(
+    tls_server: ChaosServer,
+    authority: trustme.CA,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bundle = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    tls_server.add_file("/other.bin", b"second" * 100)
+    urls = [tls_server.url("/secret.bin"), tls_server.url("/other.bin")]
+    paths = surefetch.fetch_many(urls, cache=tmp_path / "cache", concurrency=2)
+    assert [p.read_bytes() for p in paths] == [b"over tls" * 100, b"second" * 100]

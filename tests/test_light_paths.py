@@ -428,3 +428,17 @@ def test_cli_miss_of_a_small_plain_http_file_loads_the_light_set(
     assert sorted(set(modules) - CLI_MISS) == [] and heavy == []
     assert sorted(set(defined) - CLI_MISS_DATACLASSES) == []
     assert list((tmp_path / "cache").rglob("small-1.0.txt"))
+
+
+def test_library_fetch_many_miss_loads_no_asyncio_nor_aiohttp(
+    small_file: str, tmp_path: Path
+) -> None:
+    # Plain files: threads on the standard-library transport, no event loop.
+    code = (
+        "import sys, surefetch\n"
+        "paths = surefetch.fetch_many([sys.argv[2]] * 3, cache=sys.argv[1])\n"
+        "assert [p.read_bytes() for p in paths] == [b'payload' * 100] * 3\n"
+        "assert 'surefetch._fetch.sync_many' in sys.modules  # it did download on threads"
+    )
+    _, heavy = loaded_on_miss(code, str(tmp_path / "cache"), small_file, cwd=tmp_path)
+    assert heavy == []

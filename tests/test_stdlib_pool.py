@@ -81,6 +81,19 @@ def test_auto_leaves_a_proxy_spoken_to_over_tls_to_aiohttp(
     assert not on_stdlib(FetchArgs("http://127.0.0.1:9/file.bin"))
 
 
+@pytest.mark.parametrize("name", ["https_proxy", "Https_Proxy"])
+def test_a_proxy_variable_is_seen_whatever_its_case(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    # urllib reads proxy variables case-insensitively; so must the quick scan before it.
+    for variable in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("SUREFETCH_TRANSPORT", "auto")
+    assert on_stdlib(FetchArgs("https://127.0.0.1:9/file.bin"))
+    monkeypatch.setenv(name, "https://127.0.0.1:9")
+    assert not on_stdlib(FetchArgs("https://127.0.0.1:9/file.bin"))
+
+
 def test_stdlib_with_a_proxy_spoken_to_over_tls_is_a_config_error(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -32,7 +32,8 @@ if TYPE_CHECKING:
         UnsafeArchiveError,
     )
     from surefetch._extract.archive import ExtractLimits
-    from surefetch._fetch.async_api import FetchManyError, afetch, afetch_many, afetch_result
+    from surefetch._fetch.async_api import afetch, afetch_many, afetch_result
+    from surefetch._fetch.many import FetchManyError
     from surefetch._fetch.request import FetchRequest, FetchResult
     from surefetch._fetch.sync_api import fetch, fetch_many
     from surefetch._retry.classify import Decision, classify, classify_status
@@ -49,7 +50,7 @@ _HOMES = {
     "ExtractError": "_errors",
     "ExtractLimits": "_extract.archive",
     "FailedAttempt": "_errors",
-    "FetchManyError": "_fetch.async_api",
+    "FetchManyError": "_fetch.many",
     "FetchRequest": "_fetch.request",
     "FetchResult": "_fetch.request",
     "HTTPStatusError": "_errors",

@@ -101,6 +101,9 @@ def directives(cache_control: str | None) -> dict[str, str | None]:
 def parse_http_date(value: str | None) -> float | None:
     """An HTTP date as Unix time, or None when absent or invalid.
 
+    The dates of a batch of downloads repeat (``Date`` changes once a
+    second): parsed ones are remembered, since the parser is slow.
+
     Example:
         >>> parse_http_date("Thu, 01 Jan 1970 00:01:00 GMT")
         60.0
@@ -109,6 +112,20 @@ def parse_http_date(value: str | None) -> float | None:
     """
     if value is None:
         return None
+    try:
+        return _parsed[value]
+    except KeyError:
+        pass
+    if len(_parsed) >= 64:
+        _parsed.clear()
+    when = _parsed[value] = _parse_http_date(value)
+    return when
+
+
+_parsed: dict[str, float | None] = {}
+
+
+def _parse_http_date(value: str) -> float | None:
     from email.utils import parsedate_to_datetime  # costly: never on a cache hit
 
     try:

@@ -194,7 +194,7 @@ class _PlacedTreeStore(EntryStore):
                 caching=stats.caching,
             )
             path = entry.path
-        partial.sidecar.unlink(missing_ok=True)
+        partial.drop_sidecar()
         result = downloaded(resolved, path, digest, partial.size, stats=stats, started=self.started)
         return _placed(result, tree, self.target, files=extracted.files)
 

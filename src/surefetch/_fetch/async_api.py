@@ -14,12 +14,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from surefetch._config import CONCURRENCY, resolve as resolve_setting
-from surefetch._errors import DownloadError
+from surefetch._fetch.many import FetchManyError as FetchManyError, batch, paths_or_raise, unique
 from surefetch._fetch.options import FetchArgs, Options, make_options
 from surefetch._fetch.request import FetchRequest, FetchResult, deadline_passed, resolve
 from surefetch._http.session import Sessions
-from surefetch._url import redact_url
 
 if TYPE_CHECKING:
     from surefetch._cache.store import Cache
@@ -196,23 +194,6 @@ async def afetch(
     return result.path
 
 
-class FetchManyError(DownloadError):
-    """Some downloads of a `fetch_many` failed; the others are cached.
-
-    ``errors`` maps each failed URL (redacted) to its error; ``__cause__`` is
-    the first failure in input order.
-
-    Example:
-        >>> error = FetchManyError({"https://h/b": OSError("gone")}, total=3)
-        >>> str(error)
-        '1 of 3 downloads failed: https://h/b'
-    """
-
-    def __init__(self, errors: dict[str, BaseException], total: int) -> None:
-        self.errors = errors
-        super().__init__(f"{len(errors)} of {total} downloads failed: {', '.join(errors)}")
-
-
 async def afetch_many(
     requests: Iterable[str | FetchRequest],
     *,
@@ -237,11 +218,7 @@ async def afetch_many(
         >>> asyncio.run(surefetch.afetch_many([]))
         []
     """
-    items = [r if isinstance(r, FetchRequest) else FetchRequest(r) for r in requests]
-    if concurrency is None:
-        concurrency = resolve_setting(CONCURRENCY)
-    else:
-        concurrency = CONCURRENCY.parse(concurrency, label="concurrency")
+    items, concurrency = batch(requests, concurrency)
     if not items:
         return []
     options = make_options(
@@ -260,25 +237,9 @@ async def afetch_many(
         async with gate:
             return await _fetch_within_deadline(item, sessions=sessions, options=options)
 
-    # Identical requests share one fetch: they would only queue on its lock.
-    unique = list(dict.fromkeys(items))
+    distinct = unique(items)
     try:
-        results = await asyncio.gather(*(one(i) for i in unique), return_exceptions=True)
+        results = await asyncio.gather(*(one(i) for i in distinct), return_exceptions=True)
     finally:
         await sessions.close()
-    by_request = dict(zip(unique, results, strict=True))
-    errors: dict[str, BaseException] = {}
-    paths: list[Path] = []
-    for item in items:
-        outcome = by_request[item]
-        if isinstance(outcome, BaseException):
-            if not isinstance(outcome, Exception):
-                raise outcome
-            errors[redact_url(item.url)] = outcome
-        else:
-            paths.append(outcome.path)
-    if errors:
-        failure = FetchManyError(errors, len(items))
-        failure.__cause__ = next(iter(errors.values()))
-        raise failure
-    return paths
+    return paths_or_raise(items, dict(zip(distinct, results, strict=True)))

@@ -43,7 +43,7 @@ class _FileStore(EntryStore):
         url, partial, digest = found
         if forbids_storing(stats.caching):
             path = await self.keep_uncached(partial.path, filename_from_url(url.url))
-            partial.sidecar.unlink(missing_ok=True)
+            partial.drop_sidecar()
             started = self.started
             return downloaded(resolved, path, digest, partial.size, stats=stats, started=started)
         entry = await self.commit(
@@ -59,7 +59,7 @@ class _FileStore(EntryStore):
             ),
             caching=stats.caching,
         )
-        partial.sidecar.unlink(missing_ok=True)
+        partial.drop_sidecar()
         return downloaded(
             resolved, entry.path, digest, partial.size, stats=stats, started=self.started
         )

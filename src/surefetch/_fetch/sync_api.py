@@ -134,17 +134,45 @@ def fetch_many(
 ) -> list[Path]:
     """The synchronous twin of `afetch_many`.
 
+    A batch of plain files (no extraction) runs on the transport that a
+    single `fetch` would use (see the ``transport`` setting): on the
+    standard library, in ``concurrency`` threads over kept-alive
+    connections; any other batch runs on surefetch's event loop thread.
+
     Example:
         >>> import surefetch
         >>> surefetch.fetch_many([])
         []
     """
+    from surefetch._fetch.many import batch, paths_or_raise
+
+    items, concurrency = batch(requests, concurrency)
+    if not items:
+        return []
+    plain = not any(item.extract or item.extract_to is not None for item in items)
+    from surefetch._http.stdlib_pool import transport_is_stdlib
+
+    if plain and transport_is_stdlib(url for item in items for url in (item.url, *item.mirrors)):
+        from surefetch._fetch.options import make_options
+        from surefetch._fetch.sync_many import fetch_many_sync
+
+        options = make_options(
+            cache=cache,
+            policy=policy,
+            retries=retries,
+            offline=offline,
+            refresh=False,
+            progress=None,
+            allow_insecure_redirects=allow_insecure_redirects,
+        )
+        outcomes = fetch_many_sync(items, concurrency=concurrency, options=options)
+        return paths_or_raise(items, outcomes)
     from surefetch._fetch.async_api import afetch_many
     from surefetch._run_sync import run_sync
 
     return run_sync(
         afetch_many(
-            requests,
+            items,
             concurrency=concurrency,
             cache=cache,
             policy=policy,

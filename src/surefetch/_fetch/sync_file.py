@@ -54,6 +54,7 @@ from surefetch._fetch.url_download import (
 from surefetch._http.headers import basic_authorization
 from surefetch._http.partial import Follower, PartialFile
 from surefetch._http.stats import DownloadStats
+from surefetch._http.stdlib_pool import Pool, pool
 from surefetch._http.sync_attempt import (
     DeadlinePassed,
     DownloadStopped,
@@ -80,6 +81,18 @@ def fetch_file_sync(args: FetchArgs, *, resolved: Resolved | None = None) -> Fet
     looked_up = resolved is not None
     if resolved is None:
         resolved = resolve(args.request())
+    return fetch_resolved_sync(resolved, options, looked_up=looked_up)
+
+
+def fetch_resolved_sync(
+    resolved: Resolved, options: Options, *, looked_up: bool = False, connections: Pool = pool
+) -> FetchResult:
+    """Fetch the file of ``resolved`` with ``options``, over the kept ``connections``.
+
+    ``looked_up``: see `fetch_file_sync`. The policy's deadline counts from
+    now. `surefetch._fetch.sync_many` calls it from its threads, with one
+    set of options and one pool for the whole batch.
+    """
     started = time.monotonic()
     deadline = options.policy.deadline
     timeouts = Timeouts(
@@ -87,7 +100,7 @@ def fetch_file_sync(args: FetchArgs, *, resolved: Resolved | None = None) -> Fet
         read=options.read_timeout,
         deadline=None if deadline is None else started + deadline,
     )
-    store = _SyncFileStore(resolved, options, started, timeouts)
+    store = _SyncFileStore(resolved, options, started, timeouts, connections)
     try:
         return single_flight_sync(
             store, refresh=options.refresh, offline=options.offline, looked_up=looked_up
@@ -127,6 +140,7 @@ def download_any_sync(
             options=options,
             stats=stats,
             timeouts=timeouts,
+            connections=pool,
             revalidate=None,
             reader=reader,
             stop=stop,
@@ -145,15 +159,21 @@ class _SyncFileStore:
     millisecond of start-up to define.
     """
 
-    __slots__ = ("options", "resolved", "seen", "started", "timeouts")
+    __slots__ = ("connections", "options", "resolved", "seen", "started", "timeouts")
 
     def __init__(
-        self, resolved: Resolved, options: Options, started: float, timeouts: Timeouts
+        self,
+        resolved: Resolved,
+        options: Options,
+        started: float,
+        timeouts: Timeouts,
+        connections: Pool,
     ) -> None:
         self.resolved = resolved
         self.options = options
         self.started = started
         self.timeouts = timeouts
+        self.connections = connections
         # The entry the last lookup found: under the lock it stays what it was,
         # so the download's revalidation and commit need not look again.
         self.seen: list[tuple[Entry | None]] = []
@@ -192,6 +212,7 @@ class _SyncFileStore:
                 options=options,
                 stats=stats,
                 timeouts=self.timeouts,
+                connections=self.connections,
                 revalidate=revalidation(stale),
             )
             if isinstance(found, NotModified):
@@ -200,7 +221,7 @@ class _SyncFileStore:
             url, partial, digest = found
             if forbids_storing(stats.caching):
                 path = keep_uncached(resolved, options, partial.path, filename_from_url(url.url))
-                partial.sidecar.unlink(missing_ok=True)
+                partial.drop_sidecar()
                 return downloaded(
                     resolved, path, digest, partial.size, stats=stats, started=self.started
                 )
@@ -220,7 +241,7 @@ class _SyncFileStore:
                 caching=stats.caching,
                 seen=seen,
             )
-            partial.sidecar.unlink(missing_ok=True)
+            partial.drop_sidecar()
             return downloaded(
                 resolved, entry.path, digest, partial.size, stats=stats, started=self.started
             )
@@ -233,6 +254,7 @@ def _download_any(
     options: Options,
     stats: DownloadStats,
     timeouts: Timeouts,
+    connections: Pool,
     revalidate: Revalidation | None,
     reader: Follower | None = None,
     stop: Stop | None = None,
@@ -257,6 +279,7 @@ def _download_any(
                 independent=index > 0,
                 resolved=resolved,
                 timeouts=timeouts,
+                connections=connections,
                 conditional=conditional_for(revalidate, url),
                 reader=reader,
                 stop=stop,
@@ -283,6 +306,7 @@ def _download_one_url(
     independent: bool,
     resolved: Resolved,
     timeouts: Timeouts,
+    connections: Pool,
     conditional: Mapping[str, str] | None,
     reader: Follower | None = None,
     stop: Stop | None = None,
@@ -321,6 +345,7 @@ def _download_one_url(
                         timeouts=timeouts,
                         conditional=conditional,
                         stop=stop,
+                        connections=connections,
                     )
                 download.after_attempt(not_modified=not_modified)
     finally:

@@ -58,6 +58,10 @@ class PartialFile:
         self.unguarded = False
         self.reader: Follower | None = None
         self._file: Any = None
+        # Whether the sidecar is known to be missing (under the key's lock
+        # nobody else makes one): a small file's fetch then asks the
+        # filesystem nothing about it after the first look.
+        self._no_sidecar = False
 
     @classmethod
     def open(
@@ -96,6 +100,9 @@ class PartialFile:
         """The sidecar's validator; None if it is missing, damaged or of an older format."""
         try:
             data = json.loads(self.sidecar.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            self._no_sidecar = True
+            return None
         except (OSError, ValueError):
             return None
         names = {field.name for field in fields(Validator)}
@@ -127,9 +134,13 @@ class PartialFile:
             # Before truncating: a reader must never see new bytes at old offsets.
             self.reader.rewind()
         self.close()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_bytes(b"")
-        self.sidecar.unlink(missing_ok=True)
+        # Left open for the bytes to come: one open of the file per download.
+        try:
+            self._file = self.path.open("wb", buffering=0)
+        except FileNotFoundError:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self.path.open("wb", buffering=0)
+        self.drop_sidecar()
         self.size = 0
         self.hasher = hashlib.sha256()
         self.validator = None
@@ -144,11 +155,18 @@ class PartialFile:
         """
         self.validator = validator
         if validator.total is not None and validator.total <= SMALL_BODY:
-            self.sidecar.unlink(missing_ok=True)
+            self.drop_sidecar()
             return
+        self._no_sidecar = False
         tmp = self.sidecar.with_name(self.sidecar.name + ".tmp")
         tmp.write_text(json.dumps(asdict(validator)), encoding="utf-8")
         os.replace(tmp, self.sidecar)
+
+    def drop_sidecar(self) -> None:
+        """Remove the sidecar, if there may be one (once the download is committed, say)."""
+        if not self._no_sidecar:
+            self.sidecar.unlink(missing_ok=True)
+            self._no_sidecar = True
 
     def append(self, chunk: bytes | memoryview) -> None:
         """Write ``chunk`` at the end and hash it: the two never disagree."""
@@ -179,7 +197,7 @@ class PartialFile:
         """Remove the partial file and its sidecar."""
         self.close()
         self.path.unlink(missing_ok=True)
-        self.sidecar.unlink(missing_ok=True)
+        self.drop_sidecar()
 
 
 def _size_on_disk(path: Path) -> int:

@@ -25,4 +25,9 @@ def environment_may_name_a_proxy() -> bool:
     """
     if sys.platform in ("darwin", "win32"):
         return True
+    # Asked before every request: the names are scanned at C speed, as bytes
+    # (a name with a newline in it can only make this say yes, and then the
+    # full lookup decides).
+    if os.supports_bytes_environ:
+        return b"_proxy\n" in (b"\n".join(os.environb) + b"\n").lower()
     return any(name.lower().endswith("_proxy") for name in os.environ)

@@ -101,6 +101,29 @@ def proxy_for(url: str) -> Proxy | None:
     )
 
 
+def speaks_proxies_for(urls: Iterable[str]) -> bool:
+    """Whether every proxy that the environment names for ``urls`` is one this transport speaks.
+
+    No proxy is fine; a URL that cannot be parsed too (its fetch says what
+    is wrong with it). The environment is scanned once when it names no
+    proxy, not once per URL.
+
+    Example:
+        >>> speaks_proxies_for(["http://127.0.0.1/a", "not a URL"])
+        True
+    """
+    if not environment_may_name_a_proxy():
+        return True
+    for url in urls:
+        try:
+            proxy_for(url)
+        except ConfigError:
+            return False
+        except ValueError:
+            continue
+    return True
+
+
 class Target(NamedTuple):
     """Where one request goes: the connection's key, and the request line's target."""
 
@@ -247,15 +270,20 @@ def _dropped(connection: http.client.HTTPConnection) -> bool:
 class Pool:
     """Idle kept-alive connections, shared by every thread of the process.
 
+    At most ``keep_per_key`` idle ones are kept per (scheme, host, port,
+    proxy): the process's pool keeps a few, a `fetch_many` batch one per
+    thread, so that none of its threads connects again between files.
+
     Example:
         >>> pool = Pool()
         >>> pool.idle_count()
         0
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep_per_key: int = _KEEP_PER_KEY) -> None:
         self._idle: dict[_Key, list[http.client.HTTPConnection]] = {}
         self._lock = threading.Lock()
+        self._keep = keep_per_key
 
     def take(self, target: Target, *, timeout: float) -> http.client.HTTPConnection:
         """A kept connection for ``target`` that is still open, else a new one."""
@@ -275,7 +303,7 @@ class Pool:
         key = target.key
         with self._lock:
             idle = self._idle.setdefault(key, [])
-            if len(idle) < _KEEP_PER_KEY:
+            if len(idle) < self._keep:
                 idle.append(connection)
                 return
         connection.close()
@@ -353,11 +381,4 @@ def transport_is_stdlib(urls: Iterable[str]) -> bool:
     choice = resolve_setting(TRANSPORT)
     if choice != "auto":
         return choice == "stdlib"
-    try:
-        for url in urls:
-            proxy_for(url)
-    except ConfigError:
-        return False
-    except ValueError:
-        return True  # a bad URL: the fetch itself says what is wrong with it
-    return True
+    return speaks_proxies_for(urls)
