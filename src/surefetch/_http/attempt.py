@@ -114,23 +114,14 @@ async def _get(
             # it; through a tunnel (https) they go with the CONNECT only.
             sending, proxy_headers = {**headers, **proxy_headers}, None
         try:
-            if context is None:
-                response = await session.get(
-                    current,
-                    headers=sending,
-                    allow_redirects=False,
-                    proxy=proxy,
-                    proxy_headers=proxy_headers,
-                )
-            else:
-                response = await session.get(
-                    current,
-                    headers=headers,
-                    allow_redirects=False,
-                    ssl=context,
-                    proxy=proxy,
-                    proxy_headers=proxy_headers,
-                )
+            response = await session.get(
+                current,
+                headers=sending,
+                allow_redirects=False,
+                ssl=True if context is None else context,
+                proxy=proxy,
+                proxy_headers=proxy_headers,
+            )
         except OSError as error:  # aiohttp's connection errors are OSErrors
             plain = plain_connect_error(error, current)
             if plain is None:
