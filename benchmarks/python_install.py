@@ -6,7 +6,8 @@ Builds a fake python-build-standalone ``install_only`` archive (a
 ``python/bin/python3`` shim, a stdlib-shaped tree, incompressible bytes),
 serves it with the chaos server in a separate process, writes a downloads
 JSON in uv's format pointing at it, and times as whole processes, clean and
-with 3 connection resets spread over the body, the median of several runs of:
+with 3 connection resets spread over the body, the median of several runs
+(interleaved: each run times every tool in turn) of:
 
 * ``uv python install --python-downloads-json-url FILE --install-dir DIR``;
 * pbs-installer's own install steps (its ``download`` then ``install_file``,
@@ -15,7 +16,8 @@ with 3 connection resets spread over the body, the median of several runs of:
 * ``surefetch python install --downloads-json FILE --install-dir DIR``.
 
 Each run starts with an empty install directory and an empty cache. Reports
-wall time, requests and body bytes sent by the server.
+wall time, requests and body bytes sent by the server, and surefetch's time
+over uv's both of the medians and as the median of the run-by-run ratios.
 Targets (issue 11): clean at most 1.5x uv's wall time; with 3 resets faster
 than uv and at most 1.05x the archive's bytes.
 """
@@ -207,11 +209,19 @@ def main() -> int:
         }
 
     rows = []
+    paired: dict[str, list[float]] = {}
     try:
         for resets in (0, 3):
-            for tool in commands(work):
-                times, requests, sent, ok = [], [], [], 0
-                for _ in range(args.runs):
+            case = "clean" if not resets else f"{resets} resets"
+            tools = list(commands(work))
+            results: dict[str, dict[str, list[float]]] = {
+                tool: {"times": [], "requests": [], "sent": [], "ok": []} for tool in tools
+            }
+            # Interleaved, tool after tool within each run, so that a drift of
+            # the machine's speed moves every tool alike; the ratio to uv is
+            # then taken run by run (paired) as well as of the medians.
+            for _ in range(args.runs):
+                for tool in tools:
                     run_dir = work / "run"
                     shutil.rmtree(run_dir, ignore_errors=True)
                     run_dir.mkdir()
@@ -223,29 +233,34 @@ def main() -> int:
                     done = subprocess.run(
                         commands(run_dir)[tool], env=env, capture_output=True, text=True
                     )
-                    times.append(time.perf_counter() - started)
-                    ok += done.returncode == 0
+                    result = results[tool]
+                    result["times"].append(time.perf_counter() - started)
+                    result["ok"].append(float(done.returncode == 0))
                     if done.returncode != 0:
                         said = done.stderr.strip()[-600:]
                         print(f"  {tool} failed ({done.returncode}): {said}", flush=True)
-                    requests.append(server.ask("count") - before_requests)
-                    sent.append(server.ask("bytes") - before_bytes)
+                    result["requests"].append(float(server.ask("count") - before_requests))
+                    result["sent"].append(float(server.ask("bytes") - before_bytes))
                     server.ask(f"reset {path} 0 0")
+            for tool in tools:
+                result = results[tool]
                 rows.append(
                     (
-                        "clean" if not resets else f"{resets} resets",
+                        case,
                         tool,
-                        statistics.median(times),
-                        statistics.median(requests),
-                        statistics.median(sent) / size,
-                        f"{ok}/{args.runs}",
+                        statistics.median(result["times"]),
+                        statistics.median(result["requests"]),
+                        statistics.median(result["sent"]) / size,
+                        f"{int(sum(result['ok']))}/{args.runs}",
                     )
                 )
                 print(f"  {rows[-1]}", flush=True)
+            ours, theirs = results["surefetch python install"], results["uv python install"]
+            paired[case] = [a / b for a, b in zip(ours["times"], theirs["times"], strict=True)]
     finally:
         server.close()
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\narchive: {size / (1 << 20):.0f} MiB, medians of {args.runs} runs\n")
+    print(f"\narchive: {size / (1 << 20):.0f} MiB, medians of {args.runs} interleaved runs\n")
     print("| case | tool | wall time | requests | bytes sent / archive | succeeded |")
     print("|---|---|---|---|---|---|")
     for case, tool, wall, count, ratio, ok in rows:
@@ -253,7 +268,12 @@ def main() -> int:
     for case in ("clean", "3 resets"):
         by = {tool: wall for c, tool, wall, *_ in rows if c == case}
         ratio = by["surefetch python install"] / by["uv python install"]
-        print(f"{case}: surefetch / uv wall time = {ratio:.2f}")
+        pairs = paired[case]
+        print(
+            f"{case}: surefetch / uv wall time = {ratio:.2f} (of the medians); "
+            f"{statistics.median(pairs):.2f} (median of {len(pairs)} paired runs, "
+            f"{min(pairs):.2f} to {max(pairs):.2f})"
+        )
     return 0
 
 
