@@ -504,3 +504,60 @@ def test_every_public_name_is_exported_and_lazy() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout
     assert loaded.strip() == "['surefetch', 'surefetch._version']"
+
+
+def test_threads_drawing_on_one_budget_get_exactly_its_retries() -> None:
+    """fetch_many's worker threads can share an enclosing operation's budget.
+
+    Judging a failure and counting it is one step under the budget's lock,
+    and the budget is created once however many threads fail first: 8
+    threads failing as fast as they can are granted exactly the policy's
+    retries in all, never more. The interpreter switches threads every
+    microsecond here, so that an unlocked check-then-count would interleave
+    (it did, in most trials, before the lock).
+    """
+    import sys
+
+    from surefetch._retry.budget import Scope
+    from surefetch._retry.engine import Loop
+
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        policy = RetryPolicy(retries=200)
+        for _ in range(20):
+            scope = Scope(policy, time.monotonic())
+            granted = [0] * 8
+            start = threading.Barrier(8)
+
+            def work(
+                index: int,
+                scope: Scope = scope,
+                granted: list[int] = granted,
+                start: threading.Barrier = start,
+            ) -> None:
+                loop = Loop(
+                    policy=policy,
+                    scope=scope,
+                    operation="GET x",
+                    subject="Request",
+                    started=time.monotonic(),
+                )
+                start.wait()
+                while True:
+                    try:
+                        loop.after_failure(ConnectionResetError("reset"))
+                    except (RetriesExhausted, ConnectionResetError):
+                        return
+                    granted[index] += 1
+
+            with no_wait():
+                threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join(30)
+            assert sum(granted) == 200, granted
+            assert scope.budget is not None and scope.budget.used == 200
+    finally:
+        sys.setswitchinterval(previous)

@@ -48,7 +48,7 @@ class Budget:
     millisecond of start-up.)
     """
 
-    __slots__ = ("failures", "policy", "skipped", "started", "used")
+    __slots__ = ("failures", "lock", "policy", "skipped", "started", "used")
 
     def __init__(self, policy: RetryPolicy, started: float) -> None:
         self.policy = policy
@@ -56,6 +56,10 @@ class Budget:
         self.used = 0
         self.skipped = 0.0
         self.failures: list[FailedAttempt] = []
+        # Held while a failure is judged and counted: the worker threads of
+        # a fetch_many (or a download beside its extraction) can draw on one
+        # budget at once, and "check, then count" must not interleave.
+        self.lock = threading.Lock()
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started + self.skipped
@@ -91,9 +95,16 @@ class Scope:
         self.budget: Budget | None = None
 
     def get_budget(self) -> Budget:
-        if self.budget is None:
-            self.budget = Budget(resolve_policy(self.policy), self.started)
-        return self.budget
+        budget = self.budget
+        if budget is None:
+            with _creating:  # two threads failing at once must get one budget
+                if self.budget is None:
+                    self.budget = Budget(resolve_policy(self.policy), self.started)
+                budget = self.budget
+        return budget
+
+
+_creating = threading.Lock()
 
 
 # Where an operation's scope is found. Synchronous roots push a cheap

@@ -77,27 +77,31 @@ class Loop:
         """
         budget = self.scope.get_budget()
         decision = self.policy.classify(error)
-        number = len(budget.failures) + 1
-        if not decision.retry:
-            budget.failures.append(FailedAttempt(number, error, None, budget.elapsed()))
-            raise error
-        retry_number = budget.used + 1
-        wait = self.policy.wait_before(retry_number, retry_after=decision.after)
-        if self._spent(budget, wait):
-            budget.failures.append(FailedAttempt(number, error, None, budget.elapsed()))
-            if any(getattr(e, "_surefetch_budget", None) is budget for e in iter_chain(error)):
+        with budget.lock:
+            number = len(budget.failures) + 1
+            if not decision.retry:
+                budget.failures.append(FailedAttempt(number, error, None, budget.elapsed()))
                 raise error
-            exhausted = RetriesExhausted(
-                retries=budget.used,
-                elapsed=budget.elapsed(),
-                attempts=budget.failures,
-                subject=self.subject,
-            )
-            exhausted._surefetch_budget = budget  # type: ignore[attr-defined]
-            raise exhausted from error
-        budget.failures.append(FailedAttempt(number, error, wait, budget.elapsed()))
-        budget.used = retry_number
-        self.local_retries += 1
+            retry_number = budget.used + 1
+            wait = self.policy.wait_before(retry_number, retry_after=decision.after)
+            if self._spent(budget, wait):
+                budget.failures.append(FailedAttempt(number, error, None, budget.elapsed()))
+                if any(getattr(e, "_surefetch_budget", None) is budget for e in iter_chain(error)):
+                    raise error
+                exhausted = RetriesExhausted(
+                    retries=budget.used,
+                    elapsed=budget.elapsed(),
+                    attempts=budget.failures,
+                    subject=self.subject,
+                )
+                exhausted._surefetch_budget = budget  # type: ignore[attr-defined]
+                raise exhausted from error
+            budget.failures.append(FailedAttempt(number, error, wait, budget.elapsed()))
+            budget.used = retry_number
+            self.local_retries += 1
+            skip = no_wait_active()
+            if skip:
+                budget.skipped += wait
         emit(
             RetryEvent(
                 operation=self.operation,
@@ -108,10 +112,7 @@ class Loop:
                 error=error,
             )
         )
-        if no_wait_active():
-            budget.skipped += wait
-            return 0.0
-        return wait
+        return 0.0 if skip else wait
 
     def _spent(self, budget: Budget, wait: float) -> bool:
         if budget.used >= budget.policy.retries or self.local_retries >= self.policy.retries:
