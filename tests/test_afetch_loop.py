@@ -1,17 +1,22 @@
-"""`afetch` awaited in a loop (issue 15): one aiohttp session per running event loop.
+"""`afetch` awaited in a loop (issue 15), on both transports.
 
-Each loop keeps one session, so connections stay alive from one call to the
-next; the session is closed when the loop shuts down its asynchronous
-generators (``asyncio.run`` does), and a loop closed without that leaves no
-warning behind either.
+A plain file goes, by default, to a worker thread on the standard-library
+transport, whose pool keeps connections alive for the whole process. On
+aiohttp (``SUREFETCH_TRANSPORT=aiohttp``) each running event loop keeps one
+session, so connections stay alive from one call to the next; the session
+is closed when the loop shuts down its asynchronous generators
+(``asyncio.run`` does), and a loop closed without that leaves no warning
+behind either.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +38,19 @@ def _connections(server: ChaosServer) -> list[int | None]:
     return [record.connection for record in server.requests]
 
 
+@pytest.fixture(params=["stdlib", "aiohttp"])
+def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    name: str = request.param
+    monkeypatch.setenv("SUREFETCH_TRANSPORT", name)
+    return name
+
+
+@pytest.fixture
+def aiohttp_transport(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SUREFETCH_TRANSPORT", "aiohttp")
+
+
+@pytest.mark.usefixtures("transport")
 def test_afetch_in_a_loop_reuses_one_connection(server: ChaosServer, tmp_path: Path) -> None:
     async def main() -> list[bytes]:
         paths = [await surefetch.afetch(server.url(f"/f{i}.bin"), cache=tmp_path) for i in range(4)]
@@ -44,11 +62,22 @@ def test_afetch_in_a_loop_reuses_one_connection(server: ChaosServer, tmp_path: P
     assert len(set(connections)) == 1
 
 
+@pytest.mark.usefixtures("aiohttp_transport")
 def test_each_asyncio_run_has_a_session_of_its_own(server: ChaosServer, tmp_path: Path) -> None:
     for i in range(2):
         asyncio.run(surefetch.afetch(server.url(f"/f{i}.bin"), cache=tmp_path))
     first, second = _connections(server)
     assert first != second  # the first loop closed its session, connection and all
+
+
+def test_on_the_standard_library_connections_outlive_each_event_loop(
+    server: ChaosServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SUREFETCH_TRANSPORT", "stdlib")
+    for i in range(2):
+        asyncio.run(surefetch.afetch(server.url(f"/f{i}.bin"), cache=tmp_path))
+    first, second = _connections(server)
+    assert first == second  # the process's pool, not the loop, keeps it
 
 
 def _run(code: str, server: ChaosServer, tmp_path: Path) -> subprocess.CompletedProcess[str]:
@@ -61,6 +90,7 @@ def _run(code: str, server: ChaosServer, tmp_path: Path) -> subprocess.Completed
     )
 
 
+@pytest.mark.usefixtures("transport")
 def test_asyncio_run_ends_without_warnings_about_unclosed_sessions(
     server: ChaosServer, tmp_path: Path
 ) -> None:
@@ -79,6 +109,7 @@ def test_asyncio_run_ends_without_warnings_about_unclosed_sessions(
     assert len(list((tmp_path / "cache").rglob("*.bin"))) == 6
 
 
+@pytest.mark.usefixtures("transport")
 def test_a_loop_closed_without_shutting_down_leaves_no_unclosed_session_warning(
     server: ChaosServer, tmp_path: Path
 ) -> None:
@@ -95,3 +126,50 @@ def test_a_loop_closed_without_shutting_down_leaves_no_unclosed_session_warning(
     assert "Unclosed client session" not in done.stderr
     assert "Unclosed connector" not in done.stderr
     assert len(list((tmp_path / "cache").rglob("*.bin"))) == 2
+
+
+def test_a_cancelled_afetch_stops_its_download_in_the_thread_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The server sends part of the body, then waits for the client to close.
+    # Cancelling the call must stop the worker thread's download (its socket
+    # shut), not leave it waiting for its read timeout, set here far beyond
+    # the server's patience.
+    monkeypatch.setenv("SUREFETCH_TRANSPORT", "stdlib")
+    monkeypatch.setenv("SUREFETCH_HTTP_TIMEOUT", "600")
+    listener = socket.create_server(("127.0.0.1", 0))
+    sent, closed_by_client = threading.Event(), threading.Event()
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += connection.recv(4096)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + bytes(4096))
+            sent.set()
+            connection.settimeout(60)
+            try:
+                if connection.recv(1) == b"":
+                    closed_by_client.set()
+            except ConnectionResetError:
+                closed_by_client.set()
+            except TimeoutError:
+                pass  # the client never let go: the assertion below fails
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/big.bin"
+
+    async def main() -> None:
+        task = asyncio.ensure_future(surefetch.afetch(url, cache=tmp_path))
+        await asyncio.get_running_loop().run_in_executor(None, sent.wait, 60)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    server.join(60)
+    listener.close()
+    assert closed_by_client.is_set()
+    assert not list(tmp_path.glob("downloads-v1/*/*"))  # nothing half-stored

@@ -58,6 +58,7 @@ LIBRARY_HIT = IMPORT | {
     "surefetch._fetch.request",
     "surefetch._fetch.options",
     "surefetch._fetch.sync_api",
+    "surefetch._fetch.transport",
 }
 PYTHON_FIND = IMPORT | {
     "surefetch.python",
@@ -331,6 +332,7 @@ CLI_MISS = CLI_HIT | {
     "surefetch._fetch.request",
     "surefetch._fetch.single_flight",
     "surefetch._fetch.sync_api",
+    "surefetch._fetch.transport",
     "surefetch._fetch.sync_file",
     "surefetch._fetch.url_download",
     "surefetch._fs",

@@ -434,11 +434,12 @@ TRANSPORT: Setting[str] = Setting(
     convert=_transport,
     allowed="expected one of " + ", ".join(TRANSPORTS),
     default="auto",
-    help="the HTTP client of synchronous plain-file fetches and streamed archives",
-    why="auto: the standard library's http.client for fetch() of one file, fetch_many() "
-    "of plain files (in threads), the command line's plain fetch and the download of an "
-    "archive extracted while it streams (in a worker thread; it starts in a fraction of "
-    "aiohttp's import time), aiohttp for everything else (async downloads of plain files)",
+    help="the HTTP client of plain-file fetches and streamed archives",
+    why="auto: the standard library's http.client for fetch() and afetch() of one file "
+    "(afetch in a worker thread), fetch_many() of plain files (in threads), the command "
+    "line's plain fetch and the download of an archive extracted while it streams (in a "
+    "worker thread; it starts in a fraction of aiohttp's import time), aiohttp for "
+    "afetch_many()",
 )
 PYTHON_INSTALL_DIR: Setting[str] = Setting(
     name="python_install_dir",

@@ -20,6 +20,8 @@ from surefetch._fetch.request import FetchRequest, FetchResult, deadline_passed,
 from surefetch._http.session import Sessions
 
 if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
     from surefetch._cache.store import Cache
     from surefetch._extract.limits import ExtractLimits
     from surefetch._http.stats import ProgressCallback
@@ -29,16 +31,87 @@ if TYPE_CHECKING:
 async def fetch_with(args: FetchArgs) -> FetchResult:
     """The fetch that ``args`` describe.
 
-    It uses the session that the running event loop keeps (surefetch's loop
-    thread for the synchronous API, or the caller's loop), so connections
-    stay alive from call to call; see `Sessions`.
+    A plain file on the standard-library transport (the ``transport``
+    setting, as for `fetch`) is fetched in a worker thread (`_in_a_thread`).
+    Otherwise it uses the session that the running event loop keeps
+    (surefetch's loop thread for the synchronous API, or the caller's loop),
+    so connections stay alive from call to call; see `Sessions`.
     """
+    from surefetch._fetch.transport import on_stdlib
+
+    if on_stdlib(args):
+        return await _in_a_thread(args)
     options = args.options()
     sessions = options.sessions(keep=True)
     try:
         return await _fetch_within_deadline(args.request(), sessions=sessions, options=options)
     finally:
         await sessions.close()
+
+
+async def _in_a_thread(args: FetchArgs) -> FetchResult:
+    """`surefetch._fetch.sync_file.fetch_file_sync` of ``args``, in a worker thread.
+
+    The synchronous pipeline costs less per file than the event loop's (no
+    hop to a thread for each file operation, `http.client`'s lighter
+    requests), over the process's kept connections. The thread runs in a
+    copy of the caller's context, so an enclosing retry loop's budget is
+    shared; progress is reported on the caller's loop; a cancelled call
+    stops its download at once (its bytes stay in the partial file, for the
+    next fetch to resume).
+    """
+    import contextvars
+    import dataclasses
+    import functools
+
+    from surefetch._fetch.sync_file import fetch_file_sync
+    from surefetch._http.sync_attempt import Stop
+
+    loop = asyncio.get_running_loop()
+    progress = args.progress
+    if progress is not None:
+        callback = progress
+
+        def on_loop(done: int, total: int | None) -> None:
+            loop.call_soon_threadsafe(callback, done, total)
+
+        args = dataclasses.replace(args, progress=on_loop)
+    stop = Stop()
+    job = functools.partial(fetch_file_sync, args, stop=stop)
+    future = loop.run_in_executor(_workers(), contextvars.copy_context().run, job)
+    try:
+        return await future
+    except asyncio.CancelledError:
+        stop.set()
+        raise
+
+
+_executor: ThreadPoolExecutor | None = None
+
+
+def _workers() -> ThreadPoolExecutor:
+    """The threads of `_in_a_thread`: as many as the ``concurrency`` setting, made once.
+
+    As many files download at once as aiohttp's connection limit let before.
+    """
+    global _executor
+    if _executor is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from surefetch._config import CONCURRENCY, resolve as resolve_setting
+
+        _executor = ThreadPoolExecutor(
+            max_workers=resolve_setting(CONCURRENCY), thread_name_prefix="surefetch-afetch"
+        )
+        if hasattr(os, "register_at_fork"):
+            # A forked child has none of the parent's threads: it makes its own.
+            os.register_at_fork(after_in_child=_forget_workers)
+    return _executor
+
+
+def _forget_workers() -> None:
+    global _executor
+    _executor = None
 
 
 async def _fetch(request: FetchRequest, *, sessions: Sessions, options: Options) -> FetchResult:

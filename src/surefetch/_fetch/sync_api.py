@@ -21,6 +21,7 @@ from surefetch._fetch.request import (
     open_cache,
     resolve,
 )
+from surefetch._fetch.transport import on_stdlib as on_stdlib
 
 if TYPE_CHECKING:
     from surefetch._cache.store import Cache
@@ -101,25 +102,6 @@ def fetch_result(args: FetchArgs, *, resolved: Resolved | None = None) -> FetchR
     from surefetch._run_sync import run_sync
 
     return run_sync(fetch_with(args))
-
-
-def on_stdlib(args: FetchArgs) -> bool:
-    """Whether the fetch of ``args`` runs on the standard-library transport.
-
-    A single file follows `transport_is_stdlib` without an event loop. An
-    extraction runs on the event loop, which streams the archive into the
-    extractor (its download still takes the transport that
-    `transport_is_stdlib` picks, in a worker thread when that is stdlib).
-
-    Example:
-        >>> on_stdlib(FetchArgs("https://example.org/a.tar.gz", extract=True))
-        False
-    """
-    if args.extract or args.extract_to is not None:
-        return False
-    from surefetch._http.stdlib_pool import transport_is_stdlib
-
-    return transport_is_stdlib((args.url, *args.mirrors))
 
 
 def fetch_many(

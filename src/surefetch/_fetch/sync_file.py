@@ -70,28 +70,36 @@ from surefetch._url import ParsedURL, filename_from_url
 _logger = logging.getLogger("surefetch")
 
 
-def fetch_file_sync(args: FetchArgs, *, resolved: Resolved | None = None) -> FetchResult:
+def fetch_file_sync(
+    args: FetchArgs, *, resolved: Resolved | None = None, stop: Stop | None = None
+) -> FetchResult:
     """Fetch the file that ``args`` describe (no extraction) on the standard-library transport.
 
     ``resolved``, when given, is the request of ``args`` resolved by a caller
     that has just found no usable entry for it: the lookup before the lock
-    is not made again.
+    is not made again. ``stop``, set from another thread, ends the download
+    (`DownloadStopped`), its bytes kept in the partial file.
     """
     options = args.options()
     looked_up = resolved is not None
     if resolved is None:
         resolved = resolve(args.request())
-    return fetch_resolved_sync(resolved, options, looked_up=looked_up)
+    return fetch_resolved_sync(resolved, options, looked_up=looked_up, stop=stop)
 
 
 def fetch_resolved_sync(
-    resolved: Resolved, options: Options, *, looked_up: bool = False, connections: Pool = pool
+    resolved: Resolved,
+    options: Options,
+    *,
+    looked_up: bool = False,
+    connections: Pool = pool,
+    stop: Stop | None = None,
 ) -> FetchResult:
     """Fetch the file of ``resolved`` with ``options``, over the kept ``connections``.
 
-    ``looked_up``: see `fetch_file_sync`. The policy's deadline counts from
-    now. `surefetch._fetch.sync_many` calls it from its threads, with one
-    set of options and one pool for the whole batch.
+    ``looked_up`` and ``stop``: see `fetch_file_sync`. The policy's deadline
+    counts from now. `surefetch._fetch.sync_many` calls it from its threads,
+    with one set of options and one pool for the whole batch.
     """
     started = time.monotonic()
     deadline = options.policy.deadline
@@ -100,7 +108,7 @@ def fetch_resolved_sync(
         read=options.read_timeout,
         deadline=None if deadline is None else started + deadline,
     )
-    store = _SyncFileStore(resolved, options, started, timeouts, connections)
+    store = _SyncFileStore(resolved, options, started, timeouts, connections, stop)
     try:
         return single_flight_sync(
             store, refresh=options.refresh, offline=options.offline, looked_up=looked_up
@@ -159,7 +167,7 @@ class _SyncFileStore:
     millisecond of start-up to define.
     """
 
-    __slots__ = ("connections", "options", "resolved", "seen", "started", "timeouts")
+    __slots__ = ("connections", "options", "resolved", "seen", "started", "stop", "timeouts")
 
     def __init__(
         self,
@@ -168,12 +176,14 @@ class _SyncFileStore:
         started: float,
         timeouts: Timeouts,
         connections: Pool,
+        stop: Stop | None = None,
     ) -> None:
         self.resolved = resolved
         self.options = options
         self.started = started
         self.timeouts = timeouts
         self.connections = connections
+        self.stop = stop
         # The entry the last lookup found: under the lock it stays what it was,
         # so the download's revalidation and commit need not look again.
         self.seen: list[tuple[Entry | None]] = []
@@ -214,6 +224,7 @@ class _SyncFileStore:
                 timeouts=self.timeouts,
                 connections=self.connections,
                 revalidate=revalidation(stale),
+                stop=self.stop,
             )
             if isinstance(found, NotModified):
                 assert stale is not None
