@@ -11,7 +11,8 @@ per file:
 * ``surefetch.fetch`` called in a loop, into a fresh cache (the default
   transport: ``http.client``), and again with ``SUREFETCH_TRANSPORT=aiohttp``
   (the loop thread);
-* ``surefetch.afetch`` awaited in a loop, inside one ``asyncio.run``;
+* ``surefetch.afetch`` awaited in a loop, inside one ``asyncio.run`` (by default
+  in a worker thread on ``http.client``, as ``fetch``);
 * ``surefetch.fetch_many`` on all the URLs at once;
 * ``pooch.retrieve`` called in a loop (no hash);
 * ``requests.Session().get`` in a loop, one session, each body streamed to a file;
