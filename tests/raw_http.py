@@ -113,3 +113,48 @@ class RawServer:
         text += "".join(f"{name}: {value}\r\n" for name, value in reply_headers.items())
         connection.sendall(text.encode("latin-1") + b"\r\n" + answer.body)
         connection.shutdown(socket.SHUT_WR)
+
+
+class StallingServer:
+    """Sends a reply's head and the first bytes of its body, then waits for the client to close.
+
+    For a download that must be stopped from outside (a failed extraction, a
+    cancelled call): ``sent`` is set once the bytes are out, and
+    ``closed_by_client`` once the client closed the connection within
+    ``patience`` seconds, which its own read timeout must far exceed. One
+    connection, then the server is done (`join`).
+    """
+
+    def __init__(self, body: bytes, *, total: int, patience: float = 60.0) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._head = f"HTTP/1.1 200 OK\r\nContent-Length: {total}\r\n\r\n".encode()
+        self._body = body
+        self._patience = patience
+        self.sent = threading.Event()
+        self.closed_by_client = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="StallingServer", daemon=True)
+        self._thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}{path}"
+
+    def join(self) -> None:
+        self._thread.join(self._patience + 10)
+        self._listener.close()
+
+    def _serve(self) -> None:
+        connection, _ = self._listener.accept()
+        with connection:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += connection.recv(4096)
+            connection.sendall(self._head + self._body)
+            self.sent.set()
+            connection.settimeout(self._patience)
+            try:
+                if connection.recv(1) == b"":
+                    self.closed_by_client.set()
+            except ConnectionResetError:
+                self.closed_by_client.set()
+            except TimeoutError:
+                pass  # the client never let go: the test's assertion fails

@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import surefetch
+from raw_http import StallingServer
 from surefetch.testing import ChaosServer
 
 FILES = {f"/f{i}.bin": bytes([i]) * (1000 + i) for i in range(6)}
@@ -137,39 +136,17 @@ def test_a_cancelled_afetch_stops_its_download_in_the_thread_at_once(
     # the server's patience.
     monkeypatch.setenv("SUREFETCH_TRANSPORT", "stdlib")
     monkeypatch.setenv("SUREFETCH_HTTP_TIMEOUT", "600")
-    listener = socket.create_server(("127.0.0.1", 0))
-    sent, closed_by_client = threading.Event(), threading.Event()
-
-    def serve() -> None:
-        connection, _ = listener.accept()
-        with connection:
-            request = b""
-            while b"\r\n\r\n" not in request:
-                request += connection.recv(4096)
-            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + bytes(4096))
-            sent.set()
-            connection.settimeout(60)
-            try:
-                if connection.recv(1) == b"":
-                    closed_by_client.set()
-            except ConnectionResetError:
-                closed_by_client.set()
-            except TimeoutError:
-                pass  # the client never let go: the assertion below fails
-
-    server = threading.Thread(target=serve, daemon=True)
-    server.start()
-    url = f"http://127.0.0.1:{listener.getsockname()[1]}/big.bin"
+    server = StallingServer(bytes(4096), total=100_000)
+    url = server.url("/big.bin")
 
     async def main() -> None:
         task = asyncio.ensure_future(surefetch.afetch(url, cache=tmp_path))
-        await asyncio.get_running_loop().run_in_executor(None, sent.wait, 60)
+        await asyncio.get_running_loop().run_in_executor(None, server.sent.wait, 60)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
 
     asyncio.run(main())
-    server.join(60)
-    listener.close()
-    assert closed_by_client.is_set()
+    server.join()
+    assert server.closed_by_client.is_set()
     assert not list(tmp_path.glob("downloads-v1/*/*"))  # nothing half-stored

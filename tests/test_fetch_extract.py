@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import pytest
 
 import surefetch
 from archives import Dir, File, Symlink, make_archive
+from raw_http import StallingServer
 from surefetch import RetriesExhausted, RetryEvent
 from surefetch._cli.main import main
 from surefetch._errors import ExtractError, UnsafeArchiveError
@@ -377,31 +376,9 @@ def test_an_extraction_that_fails_stops_its_download_at_once(
         {"../escape.txt": File(b"evil"), "big.bin": File(_rng.randbytes(1 << 20))},
         ArchiveFormat.TAR,
     )
-    listener = socket.create_server(("127.0.0.1", 0))
-    closed_by_client = threading.Event()
-
-    def serve() -> None:
-        connection, _ = listener.accept()
-        with connection:
-            request = b""
-            while b"\r\n\r\n" not in request:
-                request += connection.recv(4096)
-            head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(evil)}\r\n\r\n".encode()
-            connection.sendall(head + evil[:4096])
-            connection.settimeout(60)
-            try:
-                closed_by_client.set() if connection.recv(1) == b"" else None
-            except ConnectionResetError:
-                closed_by_client.set()
-            except TimeoutError:
-                pass  # the client never let go: the assertion below fails
-
-    server = threading.Thread(target=serve, daemon=True)
-    server.start()
-    url = f"http://127.0.0.1:{listener.getsockname()[1]}/evil.tar"
+    server = StallingServer(evil[:4096], total=len(evil))
     with pytest.raises(UnsafeArchiveError, match="escape"):
-        surefetch.fetch(url, extract=True, cache=tmp_path, retries=3)
+        surefetch.fetch(server.url("/evil.tar"), extract=True, cache=tmp_path, retries=3)
     server.join()
-    listener.close()
-    assert closed_by_client.is_set()
+    assert server.closed_by_client.is_set()
     assert not list(tmp_path.glob("archives-v1/*/*"))
