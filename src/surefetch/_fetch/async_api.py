@@ -227,11 +227,14 @@ async def afetch(
     or the user cache directory). ``policy``/``retries`` set the retry policy
     (default: ``SUREFETCH_HTTP_RETRIES``, else 3 retries). ``offline`` (default
     ``SUREFETCH_OFFLINE``) uses the cache only. ``refresh`` downloads again
-    and replaces the entry. ``progress(received, total)`` is called as bytes
-    arrive. Redirects are followed (at most 10), but never from ``https`` to
-    plain ``http``, which would fetch in plaintext what was asked for over
-    TLS, unless ``allow_insecure_redirects`` is true (default:
-    ``SUREFETCH_ALLOW_INSECURE_REDIRECTS``, else off).
+    and replaces the entry. ``progress(received, total)`` is called on the
+    caller's event loop as bytes arrive. A plain file (no extraction) is
+    downloaded in a worker thread on the standard-library transport, the
+    loop free meanwhile (setting ``transport``; see the guide's Transports);
+    cancelling the call stops it. Redirects are followed (at most 10), but
+    never from ``https`` to plain ``http``, which would fetch in plaintext
+    what was asked for over TLS, unless ``allow_insecure_redirects`` is true
+    (default: ``SUREFETCH_ALLOW_INSECURE_REDIRECTS``, else off).
 
     A file cached by URL (no ``sha256``) is served while it is fresh by the
     server's ``Cache-Control``/``Expires`` (RFC 9111, see the docs'
