@@ -640,12 +640,13 @@ def test_a_lock_may_be_released_by_another_thread_than_took_it(cache: Cache) -> 
     not os.path.isdir("/proc/self/fd"), reason="names the fsynced files through /proc"
 )
 def test_every_name_a_new_file_entry_needs_is_fsynced_before_it_is_published(
-    cache: Cache, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The payload, entry.json, the payload's name in file/ and the staging
-    directory's own names are all on disk before the rename that publishes the
-    entry, and they are synced only once all of them are in place (so that one
-    journal commit carries them)."""
+    """Under ``fsync="always"``, the payload, entry.json, the payload's name in
+    file/ and the staging directory's own names are all on disk before the
+    rename that publishes the entry, and they are synced only once all of them
+    are in place (so that one journal commit carries them)."""
+    cache = Cache(tmp_path / "cache", fsync="always")
     synced: list[str] = []
     held: list[bool] = []
     real_fsync = os.fsync

@@ -441,6 +441,29 @@ TRANSPORT: Setting[str] = Setting(
     "worker thread; it starts in a fraction of aiohttp's import time), aiohttp for "
     "afetch_many()",
 )
+FSYNC_MODES = ("lazy", "always")
+
+
+def _fsync_mode(value: object) -> str:
+    if isinstance(value, str) and value.strip().lower() in FSYNC_MODES:
+        return value.strip().lower()
+    raise _Rejected
+
+
+FSYNC: Setting[str] = Setting(
+    name="fsync",
+    env="SUREFETCH_FSYNC",
+    flag=None,
+    convert=_fsync_mode,
+    allowed="expected one of " + ", ".join(FSYNC_MODES),
+    default="lazy",
+    help="when a downloaded file's cache entry is forced onto the disk",
+    why="lazy: an entry is published without fsync and trusted for the rest of the boot "
+    "that wrote it (a killed process loses nothing: the kernel holds the data); the first "
+    "use after a restart checks its size and sha256 once, and a power loss's damage is "
+    "downloaded again. Where the boot cannot be identified (outside Linux), as always: "
+    "every entry fsynced before it appears",
+)
 PYTHON_INSTALL_DIR: Setting[str] = Setting(
     name="python_install_dir",
     env="SUREFETCH_PYTHON_INSTALL_DIR",
@@ -487,6 +510,7 @@ SETTINGS: tuple[Setting[Any], ...] = (
     CONCURRENCY,
     ALLOW_INSECURE_REDIRECTS,
     TRANSPORT,
+    FSYNC,
     PYTHON_INSTALL_DIR,
     PYTHON_INSTALL_MIRROR,
     PYTHON_DOWNLOADS_JSON,

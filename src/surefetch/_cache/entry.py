@@ -53,6 +53,10 @@ class EntryMeta:
         server's lifetime makes it fresh (None: nothing bounds it), and
         whether the server called it immutable. Each is written only when
         present, so an ``entry.json`` without them still reads.
+    ``boot``
+        The boot of the OS that published a file entry without fsync
+        (`surefetch._cache.durability`); None once it is known to be on the
+        disk. Written only when set.
 
     Example:
         >>> meta = EntryMeta(url="https://example.org/a.txt", size=2, sha256="ab" * 32,
@@ -74,6 +78,7 @@ class EntryMeta:
     checked: float | None = None
     fresh_until: float | None = None
     immutable: bool = False
+    boot: str | None = None
 
     @property
     def last_checked(self) -> float:
@@ -117,6 +122,8 @@ class EntryMeta:
             record["fresh_until"] = self.fresh_until
         if self.immutable:
             record["immutable"] = True
+        if self.boot is not None:
+            record["boot"] = self.boot
         return json.dumps(record, indent=1).encode("utf-8")
 
     @classmethod
@@ -204,6 +211,7 @@ def _from_record(record: dict[str, object]) -> EntryMeta:
         checked=record["checked"],  # type: ignore[arg-type]
         fresh_until=record["fresh_until"],  # type: ignore[arg-type]
         immutable=record["immutable"] is True,
+        boot=record["boot"],  # type: ignore[arg-type]
     )
 
 

@@ -188,6 +188,9 @@ def parse_record(data: bytes) -> dict[str, object]:
         isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
     ):
         raise ValueError("headers is not a table of strings")
+    boot = record.get("boot")
+    if boot is not None and not isinstance(boot, str):
+        raise ValueError("boot is not a string")
     times = {name: record.get(name) for name in ("checked", "fresh_until")}
     for name, value in times.items():
         if value is not None and (type(value) not in (int, float) or value != value):
@@ -207,6 +210,8 @@ def parse_record(data: bytes) -> dict[str, object]:
         "checked": None if times["checked"] is None else float(times["checked"]),
         "fresh_until": None if times["fresh_until"] is None else float(times["fresh_until"]),
         "immutable": record.get("immutable") is True,
+        # The boot that published the entry without fsync (`surefetch._cache.durability`).
+        "boot": boot,
     }
 
 

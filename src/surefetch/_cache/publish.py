@@ -18,7 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from surefetch._cache.entry import Entry, EntryMeta, payload_path, read_entry
+from surefetch._cache.durability import sound_entry
+from surefetch._cache.entry import Entry, EntryMeta, payload_path
 from surefetch._cache.layout import META_NAME
 from surefetch._errors import CacheError, RetriesExhausted
 from surefetch._fs import ops as _fs
@@ -68,17 +69,22 @@ def publish(
     # no entry or a complete one. entry.json is written in place, not by a
     # temporary file and a rename: no reader sees the staging directory,
     # whose own rename is what makes the entry appear.
+    # An entry stamped with the boot that writes it (the ``lazy`` fsync mode)
+    # skips every fsync: a kill loses none of it, and the first lookup after
+    # a crash checks it (`surefetch._cache.durability`).
+    sync = meta.boot is None
     _move(source, payload, policy=policy)
     try:
         write_meta(staging, meta, entry_dir, policy=policy, new=True)
-        if not os.path.isdir(payload):
-            _fs.fsync_path(payload)
-        _fs.fsync_path(os.path.join(staging, META_NAME))
-        holder = os.path.dirname(payload)
-        if os.path.normpath(holder) != os.path.normpath(staging):
-            _fs.fsync_dir(holder)
-        _fs.fsync_dir(staging)
-        return _persist(staging, entry_dir, meta, policy=policy, discard=discard)
+        if sync:
+            if not os.path.isdir(payload):
+                _fs.fsync_path(payload)
+            _fs.fsync_path(os.path.join(staging, META_NAME))
+            holder = os.path.dirname(payload)
+            if os.path.normpath(holder) != os.path.normpath(staging):
+                _fs.fsync_dir(holder)
+            _fs.fsync_dir(staging)
+        return _persist(staging, entry_dir, meta, policy=policy, discard=discard, sync=sync)
     except BaseException:
         # Give the caller its (possibly large) download back rather than delete it.
         if os.path.lexists(payload) and not os.path.lexists(source):
@@ -148,9 +154,10 @@ def _persist(
     *,
     policy: RetryPolicy | None,
     discard: Callable[[str], object],
+    sync: bool,
 ) -> Entry:
     for _ in range(3):
-        if os.path.lexists(entry_dir) and read_entry(entry_dir) is None:
+        if os.path.lexists(entry_dir) and sound_entry(entry_dir) is None:
             # A broken entry would block this key for ever; ours replaces it.
             discard(entry_dir)
         parent = os.path.dirname(entry_dir)
@@ -162,9 +169,10 @@ def _persist(
                 continue  # `clean` took the bucket away meanwhile: make it again
             raise
         if placed:
-            _fs.fsync_dir(parent)
+            if sync:
+                _fs.fsync_dir(parent)
             return Entry(Path(payload_path(entry_dir, meta)), meta)
-        theirs = read_entry(entry_dir)
+        theirs = sound_entry(entry_dir)
         if theirs is None:
             raise CacheError(
                 f"Another process committed {entry_dir} and it vanished at once; try again"

@@ -122,8 +122,11 @@ class Cache:
     ``root`` defaults to ``SUREFETCH_CACHE_DIR``, else the platform's user cache
     directory. ``lock_timeout`` is how long `lock` waits for another process
     (default ``SUREFETCH_LOCK_TIMEOUT``, else 600 s); ``fs_policy`` how renames
-    into the cache are retried (default `surefetch.fs.fs_policy()`). Nothing is
-    created on disk until something is written.
+    into the cache are retried (default `surefetch.fs.fs_policy()`); ``fsync``
+    when a file entry is forced onto the disk (default ``SUREFETCH_FSYNC``,
+    else ``"lazy"``: by the end of the boot, checked after a restart;
+    ``"always"``: before it appears). Nothing is created on disk until
+    something is written.
 
     The pattern for filling a key once across processes::
 
@@ -153,6 +156,7 @@ class Cache:
         *,
         lock_timeout: float | None = None,
         fs_policy: RetryPolicy | None = None,
+        fsync: str | None = None,
     ) -> None:
         if root is None:
             self.root = default_root()
@@ -170,6 +174,9 @@ class Cache:
                 f"expected seconds from 0 to {MAX_SECONDS:g}"
             )
         self.lock_timeout = float(lock_timeout)
+        from surefetch._config import FSYNC, resolve
+
+        self.fsync: str = resolve(FSYNC) if fsync is None else FSYNC.parse(fsync, label="fsync")
         self.fs_policy = fs_policy
         self._root = os.fspath(self.root)
         self._tmp = os.path.join(self._root, TMP_DIR)
@@ -291,14 +298,18 @@ class Cache:
 
         Never returns a partial entry: entries appear by one rename. An entry
         that cannot be read counts as missing (and is replaced by the next
-        commit).
+        commit), and so does a file entry that was published without fsync
+        before the system restarted and no longer matches its size and sha256
+        (`surefetch._cache.durability`); a sound one is checked only once.
 
         Example:
             >>> import tempfile
             >>> Cache(tempfile.mkdtemp()).lookup(BUCKET_WHEELS, content_key("0" * 64)) is None
             True
         """
-        return read_entry(self._entry_dir(bucket, key))
+        from surefetch._cache.durability import sound_entry
+
+        return sound_entry(self._entry_dir(bucket, key))
 
     def remove(self, bucket: str, key: str) -> bool:
         """Remove the entry of ``key`` (for a refresh); False when there was none.
@@ -424,6 +435,9 @@ class Cache:
         concurrent writer committed the key first, theirs is kept, ``source``
         is removed and their entry returned. On failure ``source`` is put back
         where it was when possible. Call it while holding ``lock(bucket, key)``.
+        Under the ``lazy`` fsync mode (where the OS names its boot) nothing is
+        fsynced and ``entry.meta.boot`` records the boot; under ``always`` the
+        file and every name leading to it are on the disk before it appears.
 
         Example:
             >>> import hashlib, tempfile, time
@@ -449,10 +463,14 @@ class Cache:
                 f"Cannot store {src} in the cache: "
                 f"it has {size} bytes, the metadata says {meta.size}"
             )
-        meta = dataclasses.replace(
-            meta, kind=KIND_FILE, filename=filename, files=None, manifest=None
-        )
+        from surefetch._cache.durability import current_boot
         from surefetch._cache.publish import publish
+
+        # Stamped with this boot, the entry is published without fsync (see `durability`).
+        boot = current_boot() if self.fsync == "lazy" else None
+        meta = dataclasses.replace(
+            meta, kind=KIND_FILE, filename=filename, files=None, manifest=None, boot=boot
+        )
 
         with self._staging(bucket, key) as staging:
             os.mkdir(os.path.join(staging, KIND_FILE))
@@ -489,7 +507,7 @@ class Cache:
         src = os.fspath(source)
         manifest, files, _ = tree_manifest(src)
         meta = dataclasses.replace(
-            meta, kind=KIND_TREE, filename=None, files=files, manifest=manifest
+            meta, kind=KIND_TREE, filename=None, files=files, manifest=manifest, boot=None
         )
         with self._staging(bucket, key) as staging:
             payload = os.path.join(staging, KIND_TREE)
@@ -536,6 +554,7 @@ class Cache:
             size=old.size,
             sha256=old.sha256,
             content_key=old.content_key,
+            boot=old.boot,
         )
         write_meta(entry_dir, meta, entry_dir, policy=self.fs_policy)
         return Entry(entry.path, meta)

@@ -332,7 +332,17 @@ def _file_payload(directory: str, *, sha256: str | None) -> tuple[str, bytes] | 
         expected.append(b'"sha256": "%s"' % sha256.encode())
     if not all(part in record for part in expected):
         return None
+    if b'"boot": ' in record and not _this_boot(record):
+        return None  # published without fsync before a restart: the full path checks it
     return os.path.join(directory, KIND_FILE, names[0]), record
+
+
+def _this_boot(record: bytes) -> bool:
+    """Whether the entry with ``entry.json`` ``record`` was published in the running boot."""
+    from surefetch._cache.durability import current_boot
+
+    boot = current_boot()
+    return boot is not None and b'"boot": "%s"' % boot.encode() in record
 
 
 def _fresh(record: bytes, *, max_age: float | None) -> bool:
