@@ -794,13 +794,42 @@ def resolve(setting: Setting[Any] | str, *, flag_value: object = None) -> Any:
         >>> resolve(OFFLINE, flag_value=True)
         True
     """
-    if isinstance(setting, str):
-        setting = BY_NAME[setting]
-    here = _current_dir()
-    value, _ = resolve_in(
-        setting, flag_value=flag_value, environ=os.environ, files=_files_of(here), cwd=here
-    )
-    return value
+    return Settings().get(setting, flag_value=flag_value)
+
+
+class Settings:
+    """The settings as one call reads them: the working directory and config files found once.
+
+    `resolve` of several settings, for the price of one lookup of the files;
+    each `get` still reads the environment, so a snapshot is for one call,
+    not to keep.
+
+    Example:
+        >>> settings = Settings()
+        >>> settings.get("http_retries", flag_value="2"), settings.get(OFFLINE, flag_value=False)
+        (2, False)
+    """
+
+    __slots__ = ("_cwd", "_files")
+
+    def __init__(self) -> None:
+        self._cwd = _current_dir()
+        self._files = _files_of(self._cwd)
+
+    @overload
+    def get(self, setting: Setting[T], *, flag_value: object = None) -> T: ...
+
+    @overload
+    def get(self, setting: str, *, flag_value: object = None) -> Any: ...
+
+    def get(self, setting: Setting[Any] | str, *, flag_value: object = None) -> Any:
+        """The effective value of ``setting``, as `resolve` gives it."""
+        if isinstance(setting, str):
+            setting = BY_NAME[setting]
+        value, _ = resolve_in(
+            setting, flag_value=flag_value, environ=os.environ, files=self._files, cwd=self._cwd
+        )
+        return value
 
 
 Effective = list[tuple[Setting[Any], Any, str]]

@@ -124,7 +124,9 @@ class EntryMeta:
             record["immutable"] = True
         if self.boot is not None:
             record["boot"] = self.boot
-        return json.dumps(record, indent=1).encode("utf-8")
+        # One item a line, like indent=1, but through json's C encoder, which
+        # indent turns off (half the time: about 10 µs of every commit).
+        return json.dumps(record, separators=(",\n ", ": ")).encode("utf-8")
 
     @classmethod
     def from_json(cls, data: bytes) -> EntryMeta:

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from surefetch._cache.store import Cache
+    from surefetch._config import Settings
     from surefetch._extract.limits import ExtractLimits
     from surefetch._http.host_budget import HostRetryBudget
     from surefetch._http.session import Sessions
@@ -121,37 +122,38 @@ def make_options(
         CONNECT_TIMEOUT,
         HTTP_TIMEOUT,
         OFFLINE,
-        resolve,
+        Settings,
     )
     from surefetch._http.host_budget import default_host_budget
     from surefetch._retry.budget import default_policy
 
+    settings = Settings()
     policy = policy or default_policy()
     if retries is not None:
         policy = policy.replace(retries=retries)
     return Options(
-        cache=open_cache(cache),
+        cache=open_cache(cache, settings),
         policy=policy,
-        offline=resolve(OFFLINE) if offline is None else offline,
+        offline=settings.get(OFFLINE) if offline is None else offline,
         refresh=refresh,
         host_budget=default_host_budget,
         progress=progress,
-        connect_timeout=resolve(CONNECT_TIMEOUT),
-        read_timeout=resolve(HTTP_TIMEOUT),
+        connect_timeout=settings.get(CONNECT_TIMEOUT),
+        read_timeout=settings.get(HTTP_TIMEOUT),
         limits=limits,
         allow_insecure_redirects=(
-            resolve(ALLOW_INSECURE_REDIRECTS)
+            settings.get(ALLOW_INSECURE_REDIRECTS)
             if allow_insecure_redirects is None
             else allow_insecure_redirects
         ),
-        max_age=resolve_max_age(max_age),
+        max_age=resolve_max_age(max_age, settings),
     )
 
 
-def resolve_max_age(max_age: float | None) -> float | None:
+def resolve_max_age(max_age: float | None, settings: Settings | None = None) -> float | None:
     """The ``max_age`` of a call: its argument (checked), else the setting."""
-    from surefetch._config import MAX_AGE, resolve
+    from surefetch._config import MAX_AGE, Settings
 
     if max_age is None:
-        return resolve(MAX_AGE)
+        return (settings or Settings()).get(MAX_AGE)
     return MAX_AGE.parse(max_age, label="max_age")

@@ -23,6 +23,7 @@ _logger = logging.getLogger("surefetch")
 if TYPE_CHECKING:
     from surefetch._cache.entry import Entry, EntryMeta
     from surefetch._cache.store import Cache
+    from surefetch._config import Settings
     from surefetch._errors import DownloadError, OfflineError
     from surefetch._http.stats import DownloadStats
 
@@ -246,11 +247,27 @@ def _ago(seconds: float) -> str:
     return f"{max(0.0, seconds):.0f}s"
 
 
-def open_cache(cache: Cache | str | os.PathLike[str] | None) -> Cache:
-    """``cache`` itself, or the `Cache` at that root (default: the configured one)."""
+def open_cache(
+    cache: Cache | str | os.PathLike[str] | None, settings: Settings | None = None
+) -> Cache:
+    """``cache`` itself, or the `Cache` at that root (default: the configured one).
+
+    ``settings``: the call's snapshot of the settings, read instead of
+    resolving the cache's own settings one by one.
+    """
     from surefetch._cache.store import Cache
 
-    return cache if isinstance(cache, Cache) else Cache(cache)
+    if isinstance(cache, Cache):
+        return cache
+    if settings is None:
+        return Cache(cache)
+    from surefetch._config import CACHE_DIR, FSYNC, LOCK_TIMEOUT
+
+    return Cache(
+        settings.get(CACHE_DIR) if cache is None else cache,
+        lock_timeout=settings.get(LOCK_TIMEOUT),
+        fsync=settings.get(FSYNC),
+    )
 
 
 def offline_miss(resolved: Resolved, cache: Cache) -> OfflineError:

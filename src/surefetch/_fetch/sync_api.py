@@ -68,12 +68,13 @@ def fetch(
     args = FetchArgs(**locals())
     if not refresh and not extract and extract_to is None:
         # A cache hit needs no event loop, nor asyncio.
-        from surefetch._config import OFFLINE, resolve as resolve_setting
+        from surefetch._config import OFFLINE, Settings
 
+        settings = Settings()
         resolved = resolve(args.request())
-        opened = open_cache(cache)
-        max_age = resolve_max_age(max_age)
-        offline = resolve_setting(OFFLINE) if offline is None else offline
+        opened = open_cache(cache, settings)
+        max_age = resolve_max_age(max_age, settings)
+        offline = settings.get(OFFLINE) if offline is None else offline
         hit = cached_result(
             resolved, opened, started=time.monotonic(), max_age=max_age, offline=offline
         )
