@@ -18,8 +18,9 @@ fresh output directory or cache every run (medians shown):
 
 Targets: ``fetch_many`` at least 3x faster than ``fetch`` one by one, and at
 most 1.5x ``curl --parallel``. curl writes its files and leaves them in the
-page cache; each surefetch entry is made durable (five fsyncs) under a
-per-key lock, as the cache promises.
+page cache; each surefetch entry is built under a per-key lock and appears
+by one rename (without fsync under the default ``fsync`` mode, ``lazy``: it
+is checked once after a restart instead).
 
 The server is nginx when one is installed (``--server auto``, the default,
 or ``--server nginx``): a private configuration in the benchmark's temporary

@@ -19,8 +19,11 @@ start, imports, connecting, the cache's commit), and a large one
 (``--size-mib``, 512 MiB by default). The body rate is the large file's size
 over the difference of the two wall times, so the fixed cost and the rate
 are separate columns. Peak RSS is the large run's (``wait4``), the process
-and any children it waited for. surefetch also makes its cache entry durable
-(fsync of the file, its metadata and two directories), which curl does not.
+and any children it waited for. Under its default ``fsync`` mode, ``lazy``,
+surefetch publishes the entry without fsync on Linux (and checks it once
+after a restart, see the cache guide's Durability); the ``fsync=always`` row
+makes the entry durable before it appears (fsync of the file, its metadata
+and three directories), to compare with ``curl -o FILE && sync FILE``.
 
 Python rows start from .pyc files, as an installed package does (a warm-up
 run writes them even where ``PYTHONDONTWRITEBYTECODE`` is set).
@@ -61,6 +64,7 @@ class Way:
     command: Callable[[str, str, Path], list[str]]
     transport: str | None = None
     only_small: bool = False
+    fsync: str | None = None
 
 
 def _surefetch_cli() -> list[str]:
@@ -102,6 +106,12 @@ def ways() -> list[Way]:
             "surefetch fetch URL --sha256 (CLI, http.client)",
             lambda u, h, o: [*cli, "fetch", u, "--sha256", h, "-q", "--cache-dir", str(o)],
             "stdlib",
+        ),
+        Way(
+            "surefetch fetch URL --sha256 (CLI, http.client, fsync=always)",
+            lambda u, h, o: [*cli, "fetch", u, "--sha256", h, "-q", "--cache-dir", str(o)],
+            "stdlib",
+            fsync="always",
         ),
         Way(
             "surefetch fetch URL --sha256 (CLI, aiohttp)",
@@ -171,6 +181,8 @@ def main() -> int:
                 shutil.rmtree(out, ignore_errors=True)
                 out.mkdir()
                 env = dict(base_env, SUREFETCH_TRANSPORT=way.transport or "auto")
+                if way.fsync is not None:
+                    env["SUREFETCH_FSYNC"] = way.fsync
                 run(way.command(f"{server.base}/small.bin", hashes["small"], out), env)
             for _ in range(args.runs):
                 for size in ("small", "large"):
@@ -184,6 +196,8 @@ def main() -> int:
                         env = dict(base_env)
                         if way.transport is not None:
                             env["SUREFETCH_TRANSPORT"] = way.transport
+                        if way.fsync is not None:
+                            env["SUREFETCH_FSYNC"] = way.fsync
                         wall, peak = run(way.command(url, hashes[size], out), env)
                         walls.setdefault((way.name, size), []).append(wall)
                         if size == "large":
