@@ -290,3 +290,41 @@ def test_the_command_line_checks_an_entry_from_another_boot(
         assert Path(done.stdout.strip()).read_bytes() == DATA
         assert len(server.requests) == 2
         assert "written before the system restarted" in done.stderr
+
+
+@pytest.mark.parametrize("mode", ["lazy", "always"])
+def test_bytes_are_pushed_to_disk_while_they_arrive_only_when_the_entry_will_be_synced(
+    mode: str, transport: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The background fdatasync of a large download only shortens the commit's
+    fsync: a file the cache will not fsync is left to the kernel's writeback."""
+    from surefetch._http import body, sync_body, writeback
+    from surefetch._http.partial import SMALL_BODY
+
+    monkeypatch.setenv("SUREFETCH_FSYNC", mode)
+    synced: list[str] = []
+    real = getattr(os, "fdatasync", os.fsync)
+
+    def recording(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}") if os.path.isdir("/proc/self/fd") else "")
+        real(fd)
+
+    class Joined(writeback.Writeback):
+        """Waits for its fdatasync at close, so that the test sees every one."""
+
+        def close(self) -> None:
+            pool = self._pool
+            super().close()
+            if pool is not None:
+                pool.shutdown(wait=True)
+
+    monkeypatch.setattr(writeback, "_WRITEBACK_EVERY", 1 << 16)
+    monkeypatch.setattr(os, "fdatasync" if hasattr(os, "fdatasync") else "fsync", recording)
+    monkeypatch.setattr(sync_body, "Writeback", Joined)
+    monkeypatch.setattr(body, "Writeback", Joined)
+    data = os.urandom(SMALL_BODY + (1 << 20))  # the aiohttp body's path for large files
+    with ChaosServer(files={"/big.bin": data}) as server:
+        path = surefetch.fetch(server.url("/big.bin"), cache=tmp_path / "cache")
+    assert path.read_bytes() == data
+    will_sync = mode == "always" or BOOT is None
+    assert bool(synced) == will_sync, synced

@@ -187,6 +187,18 @@ class Cache:
     def __repr__(self) -> str:
         return f"Cache({self._root!r})"
 
+    @property
+    def syncs_files(self) -> bool:
+        """Whether `commit_file` fsyncs the file it stores (``fsync="always"``, or no boot id).
+
+        Example:
+            >>> Cache("/c", fsync="always").syncs_files
+            True
+        """
+        from surefetch._cache.durability import current_boot
+
+        return self.fsync == "always" or current_boot() is None
+
     # --- paths and housekeeping ---------------------------------------------------
 
     @property
@@ -467,7 +479,7 @@ class Cache:
         from surefetch._cache.publish import publish
 
         # Stamped with this boot, the entry is published without fsync (see `durability`).
-        boot = current_boot() if self.fsync == "lazy" else None
+        boot = None if self.syncs_files else current_boot()
         meta = dataclasses.replace(
             meta, kind=KIND_FILE, filename=filename, files=None, manifest=None, boot=boot
         )

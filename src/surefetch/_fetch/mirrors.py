@@ -9,6 +9,7 @@ names every URL that was tried.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -61,7 +62,14 @@ async def _download_one_url(
     """
     authorization = basic_authorization(url.username, url.password)
     partial = await asyncio.to_thread(
-        PartialFile.open, partial_path, url=url.url, label=url.redacted, reader=reader
+        functools.partial(
+            PartialFile.open,
+            partial_path,
+            url=url.url,
+            label=url.redacted,
+            reader=reader,
+            synced_when_stored=options.cache.syncs_files,
+        )
     )
     download = UrlDownload(url, partial, policy=policy, sha256=sha256, size=size)
     if download.found_complete():

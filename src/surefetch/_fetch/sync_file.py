@@ -327,7 +327,13 @@ def _download_one_url(
     None when ``conditional`` headers were answered with ``304 Not Modified``.
     """
     authorization = basic_authorization(url.username, url.password)
-    partial = PartialFile.open(partial_path, url=url.url, label=url.redacted, reader=reader)
+    partial = PartialFile.open(
+        partial_path,
+        url=url.url,
+        label=url.redacted,
+        reader=reader,
+        synced_when_stored=options.cache.syncs_files,
+    )
     download = UrlDownload(url, partial, policy=policy, sha256=resolved.sha256, size=resolved.size)
     if download.found_complete():
         return partial

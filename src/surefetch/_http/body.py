@@ -144,7 +144,7 @@ class _Writer:
 
     def __init__(self, partial: PartialFile) -> None:
         self.partial = partial
-        self.writeback = Writeback(partial.path, partial.size)
+        self.writeback = Writeback(partial.path, partial.size, needed=partial.synced_when_stored)
 
     def write(self, chunk: bytes, offset: int) -> None:
         partial = self.partial

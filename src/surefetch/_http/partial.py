@@ -57,6 +57,9 @@ class PartialFile:
         # final sha256 or size check can tell that they belong together.
         self.unguarded = False
         self.reader: Follower | None = None
+        # Whether the cache will fsync the file when it stores it: only then
+        # is it worth putting its bytes on disk while they arrive (`Writeback`).
+        self.synced_when_stored = True
         self._file: Any = None
         # Whether the sidecar is known to be missing (under the key's lock
         # nobody else makes one): a small file's fetch then asks the
@@ -65,16 +68,24 @@ class PartialFile:
 
     @classmethod
     def open(
-        cls, path: Path, *, url: str, label: str | None = None, reader: Follower | None = None
+        cls,
+        path: Path,
+        *,
+        url: str,
+        label: str | None = None,
+        reader: Follower | None = None,
+        synced_when_stored: bool = True,
     ) -> PartialFile:
         """Pick up what an earlier attempt or process left for ``url``, or start empty.
 
         ``label`` (the URL as it may be shown) names the download in the log.
         ``reader`` (a streaming extraction) follows the bytes from the start,
         so that even the bytes dropped here are rewound under it first.
+        ``synced_when_stored``: whether the cache fsyncs the file it becomes.
         """
         partial = cls(path, label=label)
         partial.reader = reader
+        partial.synced_when_stored = synced_when_stored
         validator = partial._load_validator()
         why = None
         if validator is None:

@@ -54,7 +54,8 @@ def read_body(
     # A body of unknown length (chunked) is hashed inline: no thread for a small one.
     large = total is not None and total - partial.size >= _THREADED_HASH_FROM
     hashing = _HashThread(partial.hasher) if large else None
-    writeback = Writeback(partial.path, partial.size)  # starts nothing before 64 MiB
+    # Starts nothing before 64 MiB, nor for a file that will not be fsynced.
+    writeback = Writeback(partial.path, partial.size, needed=partial.synced_when_stored)
     # A small body gets a buffer of its own size: zeroing 1 MiB per small file adds up.
     size = CHUNK_SIZE if large or total is None else max(1, min(CHUNK_SIZE, total - partial.size))
     buffers = [memoryview(bytearray(size)) for _ in range(_BUFFERS if large else 1)]

@@ -21,16 +21,18 @@ class Writeback:
     Only a speed-up: the cache still fsyncs the whole file when it stores it.
     The thread and the file descriptor are made once `_WRITEBACK_EVERY` bytes
     are written, so small downloads never start them. A platform that refuses
-    (Windows cannot fsync a read-only handle) just turns it off.
+    (Windows cannot fsync a read-only handle) just turns it off, and so does
+    ``needed=False``: a file the cache will not fsync (its ``lazy`` mode) is
+    left to the kernel's own writeback.
     """
 
-    def __init__(self, path: Path, size: int) -> None:
+    def __init__(self, path: Path, size: int, *, needed: bool = True) -> None:
         self._path = path
         self._synced = size
         self._fd = -1
         self._pool: ThreadPoolExecutor | None = None
         self._busy = False
-        self._off = False
+        self._off = not needed
 
     def written(self, size: int) -> None:
         """Called by the writer thread after each write; ``size`` is the file's size."""
