@@ -58,6 +58,7 @@ _FETCH_LOOP = (
 )
 _POOCH_LOOP = (
     "import sys, pooch; urls = sys.stdin.read().split()\n"
+    "pooch.get_logger().setLevel('WARNING')  # one line per file on stderr otherwise\n"
     "for url in urls: pooch.retrieve(url, known_hash=None, path=sys.argv[1], progressbar=False)"
 )
 

@@ -4,11 +4,11 @@ Each of ``concurrency`` threads takes the next request and runs the same
 pipeline as a single synchronous `fetch` (`fetch_resolved_sync`: lookup,
 the key's lock, lookup again, download with retries, resume and mirrors,
 verify, commit), over one batch-wide pool of kept-alive connections, one per
-thread. What a file costs is mostly waiting: for the server, and for the
-five fsyncs of its commit. Threads overlap those waits, the GIL being
-released in each of them, and the filesystem's journal commits the fsyncs
-of concurrent commits together. The asynchronous core on aiohttp ran every
-commit through one event loop and its executor instead.
+thread. Threads overlap the waits of a file (for the server, and under
+``fsync=always`` for the five fsyncs of its commit, which the filesystem's
+journal then commits together), the GIL being released in each of them.
+The asynchronous core on aiohttp ran every commit through one event loop
+and its executor instead.
 
 The behaviour is that of `afetch_many` on aiohttp: identical requests share
 one fetch, every request runs to its end and reports its own outcome, each
