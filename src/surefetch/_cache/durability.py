@@ -18,15 +18,14 @@ that is, outside Linux), every entry is fsynced before it appears, as under
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from surefetch._cache.entry import Entry
 
-logger = logging.getLogger("surefetch")
+# Only os at import: the command line's cache hit reads `current_boot` and
+# would pay for logging (a few milliseconds) on every hit.
 
 _BOOT_ID = "/proc/sys/kernel/random/boot_id"
 _HEX = frozenset("0123456789abcdef-")
@@ -136,7 +135,9 @@ def confirm(entry_dir: str, entry: Entry) -> Entry | None:
     try:
         problem = _payload_problem(relative, meta.size, meta.sha256, directory, entry_dir)
         if problem is not None:
-            logger.warning(
+            import logging
+
+            logging.getLogger("surefetch").warning(
                 "Not using the cache entry %s, written before the system restarted: %s "
                 "(a crash before it reached the disk); it is downloaded again",
                 entry_dir,
@@ -202,6 +203,11 @@ def _rewrite_meta(directory: int, data: bytes, entry_dir: str) -> None:
         os.rename(temporary, META_NAME, src_dir_fd=directory, dst_dir_fd=directory)
     except OSError as error:
         # A read-only cache, say: the entry is sound and used; the next process checks it again.
-        logger.debug("Could not record that %s was checked: %s", entry_dir, error)
-        with contextlib.suppress(OSError):
+        import contextlib
+        import logging
+
+        logging.getLogger("surefetch").debug(
+            "Could not record that %s was checked: %s", entry_dir, error
+        )
+        with contextlib.suppress(OSError):  # never made, or the directory is read-only
             os.unlink(temporary, dir_fd=directory)
