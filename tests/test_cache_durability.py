@@ -25,13 +25,13 @@ import pytest
 
 import surefetch
 from surefetch import ConfigError
-from surefetch._cache import durability
+from surefetch._cache import durability, layout
 from surefetch._cache.publish import write_meta
 from surefetch._cli.hit import answer_from_cache
 from surefetch.cache import BUCKET_DOWNLOADS, Cache, Entry, EntryMeta, url_key
 from surefetch.testing import ChaosServer
 
-BOOT = durability.current_boot()
+BOOT = layout.current_boot()
 needs_boot = pytest.mark.skipif(
     BOOT is None, reason="the OS does not name its boot here: every entry is fsynced"
 )
@@ -110,7 +110,7 @@ def test_always_and_an_unknown_boot_sync_every_entry_before_it_appears(
         monkeypatch.setenv("SUREFETCH_FSYNC", "always")
     else:
         # As outside Linux: nothing names the boot, so nothing may wait for its end.
-        monkeypatch.setattr(durability, "_boot", [durability.read_boot_id(str(tmp_path / "none"))])
+        monkeypatch.setattr(layout, "_boot", [layout.read_boot_id(str(tmp_path / "none"))])
     cache = Cache(tmp_path / "cache")
     cache.prepare()  # its CACHEDIR.TAG is written once, synced
     fsyncs = counting_fsync(monkeypatch)
@@ -132,12 +132,12 @@ def test_the_setting_takes_two_values(tmp_path: Path, monkeypatch: pytest.Monkey
 def test_read_boot_id_takes_a_uuid_and_nothing_else(tmp_path: Path) -> None:
     given = tmp_path / "boot_id"
     given.write_text("0F2A55C2-9B4E-4C1B-8E0A-1234567890AB\n")
-    assert durability.read_boot_id(str(given)) == "0f2a55c2-9b4e-4c1b-8e0a-1234567890ab"
+    assert layout.read_boot_id(str(given)) == "0f2a55c2-9b4e-4c1b-8e0a-1234567890ab"
     for text in ("", "not a uuid", "0" * 35, "0" * 37, "0f2a55c2-9b4e-4c1b-8e0a-12345678zzab"):
         given.write_text(text)
-        assert durability.read_boot_id(str(given)) is None, text
-    assert durability.read_boot_id(str(tmp_path / "missing")) is None
-    assert durability.read_boot_id(str(tmp_path)) is None  # a directory
+        assert layout.read_boot_id(str(given)) is None, text
+    assert layout.read_boot_id(str(tmp_path / "missing")) is None
+    assert layout.read_boot_id(str(tmp_path)) is None  # a directory
 
 
 def test_a_sound_entry_from_another_boot_is_checked_once_then_trusted(

@@ -32,7 +32,6 @@ CLI_HIT = VERSION | {
     "surefetch._cli.hit",
     "surefetch._cache",
     "surefetch._cache.layout",
-    "surefetch._cache.durability",
     "surefetch._cache.freshness",
     "surefetch._dirs",
     "surefetch._pyproject",
@@ -134,7 +133,7 @@ def test_cli_cache_hit(cached: tuple[str, Path], tmp_path: Path) -> None:
         "assert main() == 0"
     )
     # The entry is stamped with this boot (`_cache.durability`): the hit reads
-    # the boot id, and must not pay for logging or json (milliseconds) to do so.
+    # the boot id (`layout.current_boot`), and must not pay for logging or json.
     lighter = (*HEAVY, "logging", "json", "contextlib")
     modules, heavy = loaded(code, str(cache), url, cwd=tmp_path, heavy=lighter)
     assert sorted(modules - CLI_HIT) == [] and heavy == []
@@ -323,6 +322,7 @@ def test_library_miss_loads_no_asyncio_nor_aiohttp(small_file: str, tmp_path: Pa
 # a choice to make here, on purpose (a named tuple or a class with __slots__
 # costs a tenth or less).
 CLI_MISS = CLI_HIT | {
+    "surefetch._cache.durability",
     "surefetch._cache.entry",
     "surefetch._cache.lock",
     "surefetch._cache.names",

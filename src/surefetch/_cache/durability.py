@@ -4,7 +4,7 @@ A process that is killed loses nothing that it wrote: the kernel holds the
 data and writes it out. Only an OS crash or a power loss can lose writes that
 were not fsynced, and either one ends the boot. So under the ``lazy`` mode of
 the ``fsync`` setting a file entry is published without fsync and stamped in
-its ``entry.json`` with the boot that wrote it (`current_boot`). Within that
+its ``entry.json`` with the boot that wrote it (`layout.current_boot`). Within that
 boot the entry is exactly what was written and verified. In a later boot the
 first lookup checks the payload's size and sha256 against the metadata
 (`confirm`) before trusting it: what it reads then comes from the disk, so a
@@ -20,55 +20,11 @@ from __future__ import annotations
 
 import os
 
+from surefetch._cache.layout import current_boot
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from surefetch._cache.entry import Entry
-
-# Only os at import: the command line's cache hit reads `current_boot` and
-# would pay for logging (a few milliseconds) on every hit.
-
-_BOOT_ID = "/proc/sys/kernel/random/boot_id"
-_HEX = frozenset("0123456789abcdef-")
-
-# The boot of this process, read once: [] until then, [None] when unknown.
-_boot: list[str | None] = []
-
-
-def current_boot() -> str | None:
-    """The identifier of the running boot of the OS, or None where it cannot be known.
-
-    Linux makes a new random one at every boot; a forked or restarted process
-    in the same boot reads the same value.
-
-    Example:
-        >>> boot = current_boot()
-        >>> boot is None or len(boot) == 36
-        True
-    """
-    if not _boot:
-        _boot.append(read_boot_id(_BOOT_ID))
-    return _boot[0]
-
-
-def read_boot_id(path: str) -> str | None:
-    """The boot identifier in the file ``path`` (a UUID), or None when it is not one.
-
-    Example:
-        >>> read_boot_id("/nonexistent/boot_id") is None
-        True
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        data = os.read(fd, 64)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    text = data.strip().decode("ascii", "replace").lower()
-    return text if len(text) == 36 and _HEX.issuperset(text) else None
 
 
 def sound_entry(entry_dir: str) -> Entry | None:

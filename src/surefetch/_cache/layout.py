@@ -252,6 +252,52 @@ def payload_path(directory: str, kind: object, filename: object) -> str:
     return f"{directory}{os.sep}{KIND_TREE}"
 
 
+# The boot stamp of an entry published without fsync (`surefetch._cache.durability`):
+# here, so that the command line's cache hit reads it without another import.
+_BOOT_ID = "/proc/sys/kernel/random/boot_id"
+_HEX = frozenset("0123456789abcdef-")
+
+# The boot of this process, read once: [] until then, [None] when unknown.
+_boot: list[str | None] = []
+
+
+def current_boot() -> str | None:
+    """The identifier of the running boot of the OS, or None where it cannot be known.
+
+    Linux makes a new random one at every boot; a forked or restarted process
+    in the same boot reads the same value.
+
+    Example:
+        >>> boot = current_boot()
+        >>> boot is None or len(boot) == 36
+        True
+    """
+    if not _boot:
+        _boot.append(read_boot_id(_BOOT_ID))
+    return _boot[0]
+
+
+def read_boot_id(path: str) -> str | None:
+    """The boot identifier in the file ``path`` (a UUID), or None when it is not one.
+
+    Example:
+        >>> read_boot_id("/nonexistent/boot_id") is None
+        True
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        data = os.read(fd, 64)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    text = data.strip().decode("ascii", "replace").lower()
+    return text if len(text) == 36 and _HEX.issuperset(text) else None
+
+
 def light_sha256() -> Any:
     """A new sha256 object from the implementation that loads fastest.
 

@@ -195,7 +195,7 @@ class Cache:
             >>> Cache("/c", fsync="always").syncs_files
             True
         """
-        from surefetch._cache.durability import current_boot
+        from surefetch._cache.layout import current_boot
 
         return self.fsync == "always" or current_boot() is None
 
@@ -475,7 +475,7 @@ class Cache:
                 f"Cannot store {src} in the cache: "
                 f"it has {size} bytes, the metadata says {meta.size}"
             )
-        from surefetch._cache.durability import current_boot
+        from surefetch._cache.layout import current_boot
         from surefetch._cache.publish import publish
 
         # Stamped with this boot, the entry is published without fsync (see `durability`).

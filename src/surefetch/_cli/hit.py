@@ -20,6 +20,7 @@ from surefetch._cache.layout import (
     KIND_FILE,
     META_NAME,
     content_key,
+    current_boot,
     entry_dir,
     light_sha256,
 )
@@ -339,8 +340,6 @@ def _file_payload(directory: str, *, sha256: str | None) -> tuple[str, bytes] | 
 
 def _this_boot(record: bytes) -> bool:
     """Whether the entry with ``entry.json`` ``record`` was published in the running boot."""
-    from surefetch._cache.durability import current_boot
-
     boot = current_boot()
     return boot is not None and b'"boot": "%s"' % boot.encode() in record
 
