@@ -77,16 +77,17 @@ def _surefetch_loop(urls: list[str], out: Path) -> None:
         surefetch.fetch(url, cache=out)
 
 
-def _surefetch_aiohttp_loop(urls: list[str], out: Path) -> None:
-    """`surefetch.fetch` on the aiohttp transport (its loop thread), as before issue 14."""
-    import surefetch
+def _surefetch_loop_with(variable: str, value: str) -> Callable[[list[str], Path], None]:
+    """`surefetch.fetch` in a loop with the setting ``variable`` at ``value``."""
 
-    os.environ["SUREFETCH_TRANSPORT"] = "aiohttp"
-    try:
-        for url in urls:
-            surefetch.fetch(url, cache=out)
-    finally:
-        del os.environ["SUREFETCH_TRANSPORT"]
+    def loop(urls: list[str], out: Path) -> None:
+        os.environ[variable] = value
+        try:
+            _surefetch_loop(urls, out)
+        finally:
+            del os.environ[variable]
+
+    return loop
 
 
 def _afetch_loop(urls: list[str], out: Path) -> None:
@@ -132,22 +133,14 @@ def _urllib_loop(urls: list[str], out: Path) -> None:
         urllib.request.urlretrieve(url, out / f"{i}.bin")
 
 
-def _surefetch_always_loop(urls: list[str], out: Path) -> None:
-    """`surefetch.fetch` with every entry fsynced before it appears (``fsync=always``)."""
-    import surefetch
-
-    os.environ["SUREFETCH_FSYNC"] = "always"
-    try:
-        for url in urls:
-            surefetch.fetch(url, cache=out)
-    finally:
-        del os.environ["SUREFETCH_FSYNC"]
-
-
 WAYS: dict[str, Callable[[list[str], Path], None]] = {
     "`surefetch.fetch` in a loop": _surefetch_loop,
-    "`surefetch.fetch` in a loop, fsync=always": _surefetch_always_loop,
-    "`surefetch.fetch` in a loop, transport=aiohttp": _surefetch_aiohttp_loop,
+    # Every entry fsynced before it appears, as before the lazy mode.
+    "`surefetch.fetch` in a loop, fsync=always": _surefetch_loop_with("SUREFETCH_FSYNC", "always"),
+    # On the aiohttp transport (its loop thread), as before issue 14.
+    "`surefetch.fetch` in a loop, transport=aiohttp": _surefetch_loop_with(
+        "SUREFETCH_TRANSPORT", "aiohttp"
+    ),
     "`surefetch.afetch` awaited in a loop": _afetch_loop,
     "`surefetch.fetch_many`": _fetch_many,
     "`pooch.retrieve` in a loop": _pooch_loop,

@@ -68,6 +68,14 @@ def stamp(entry: Entry, boot: str | None) -> None:
     write_meta(entry_dir, dataclasses.replace(entry.meta, boot=boot), entry_dir, policy=None)
 
 
+def restamp(entry_dir: Path, boot: str) -> dict[str, object]:
+    """Rewrite the ``entry.json`` in ``entry_dir`` as ``boot`` would have written it; its record."""
+    record: dict[str, object] = json.loads((entry_dir / "entry.json").read_bytes())
+    record["boot"] = boot
+    (entry_dir / "entry.json").write_text(json.dumps(record, indent=1))
+    return record
+
+
 def on_disk(entry: Entry) -> dict[str, object]:
     record: dict[str, object] = json.loads((entry.path.parent.parent / "entry.json").read_bytes())
     return record
@@ -183,10 +191,7 @@ def test_an_entry_a_crash_damaged_is_a_miss_and_is_downloaded_again(
         url = server.url("/data.bin")
         sha256 = hashlib.sha256(DATA).hexdigest()
         first = surefetch.fetch(url, sha256=sha256)
-        entry_dir = first.parent.parent
-        record = json.loads((entry_dir / "entry.json").read_bytes())
-        record["boot"] = OTHER_BOOT
-        (entry_dir / "entry.json").write_text(json.dumps(record, indent=1))
+        restamp(first.parent.parent, OTHER_BOOT)
         DAMAGE[damage](first)
         with caplog.at_level(logging.WARNING, logger="surefetch"):
             again = surefetch.fetch(url, sha256=sha256)
@@ -265,9 +270,7 @@ def test_the_command_line_checks_an_entry_from_another_boot(
         sha256 = hashlib.sha256(DATA).hexdigest()
         path = surefetch.fetch(url, sha256=sha256)
         entry_dir = path.parent.parent
-        record = json.loads((entry_dir / "entry.json").read_bytes())
-        record["boot"] = OTHER_BOOT
-        (entry_dir / "entry.json").write_text(json.dumps(record, indent=1))
+        restamp(entry_dir, OTHER_BOOT)
         # The fast path does not answer for it; the full one checks it and answers.
         assert answer_from_cache([url, "--sha256", sha256]) is None
         command = [sys.executable, "-m", "surefetch", "fetch", url, "--sha256", sha256]
@@ -278,12 +281,10 @@ def test_the_command_line_checks_an_entry_from_another_boot(
         assert "boot" not in json.loads((entry_dir / "entry.json").read_bytes())
         if BOOT is not None:
             # Stamped again with this boot's identifier: the fast path answers.
-            record["boot"] = BOOT
-            (entry_dir / "entry.json").write_text(json.dumps(record, indent=1))
+            restamp(entry_dir, BOOT)
             assert answer_from_cache([url, "--sha256", sha256, "-q"]) == 0
         # A damaged one is downloaded again by the command line too.
-        record["boot"] = OTHER_BOOT
-        (entry_dir / "entry.json").write_text(json.dumps(record, indent=1))
+        restamp(entry_dir, OTHER_BOOT)
         path.write_bytes(DATA[:10])
         done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode == 0, done.stderr

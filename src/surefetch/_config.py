@@ -418,20 +418,25 @@ ALLOW_INSECURE_REDIRECTS: Setting[bool] = Setting(
     why="off: such a redirect would fetch in plaintext, and cache under the https "
     "URL, what was asked for over TLS",
 )
+
+
+def _one_of(choices: tuple[str, ...]) -> Callable[[object], str]:
+    """A converter that takes one of ``choices``, in any case, spaces around it ignored."""
+
+    def convert(value: object) -> str:
+        if isinstance(value, str) and value.strip().lower() in choices:
+            return value.strip().lower()
+        raise _Rejected
+
+    return convert
+
+
 TRANSPORTS = ("auto", "aiohttp", "stdlib")
-
-
-def _transport(value: object) -> str:
-    if isinstance(value, str) and value.strip().lower() in TRANSPORTS:
-        return value.strip().lower()
-    raise _Rejected
-
-
 TRANSPORT: Setting[str] = Setting(
     name="transport",
     env="SUREFETCH_TRANSPORT",
     flag=None,
-    convert=_transport,
+    convert=_one_of(TRANSPORTS),
     allowed="expected one of " + ", ".join(TRANSPORTS),
     default="auto",
     help="the HTTP client of plain-file fetches and streamed archives",
@@ -442,19 +447,11 @@ TRANSPORT: Setting[str] = Setting(
     "afetch_many()",
 )
 FSYNC_MODES = ("lazy", "always")
-
-
-def _fsync_mode(value: object) -> str:
-    if isinstance(value, str) and value.strip().lower() in FSYNC_MODES:
-        return value.strip().lower()
-    raise _Rejected
-
-
 FSYNC: Setting[str] = Setting(
     name="fsync",
     env="SUREFETCH_FSYNC",
     flag=None,
-    convert=_fsync_mode,
+    convert=_one_of(FSYNC_MODES),
     allowed="expected one of " + ", ".join(FSYNC_MODES),
     default="lazy",
     help="when a downloaded file's cache entry is forced onto the disk",
