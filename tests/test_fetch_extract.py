@@ -382,3 +382,53 @@ def test_an_extraction_that_fails_stops_its_download_at_once(
     server.join()
     assert server.closed_by_client.is_set()
     assert not list(tmp_path.glob("archives-v1/*/*"))
+
+
+def test_a_wrong_sha256_is_the_error_even_when_the_extraction_stops_first(
+    server: ChaosServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The download finds the wrong sha256 and removes its partial file before
+    the extraction has opened it; the extraction fails first, on a missing
+    file, and the download is asked to stop. The error must still be the
+    mismatch. The order is forced here (it happened by chance in CI), not left
+    to timing."""
+    import threading
+
+    from surefetch._extract.growing import GrowingFileReader
+    from surefetch._fetch import sync_file
+    from surefetch._http.sync_attempt import Stop
+
+    checked, stop_asked = threading.Event(), threading.Event()
+    real_verify, real_open, real_set = sync_file.verify, GrowingFileReader._open, Stop.set
+
+    def verify_then_wait(*args: object, **kwargs: object) -> str:
+        try:
+            return real_verify(*args, **kwargs)  # type: ignore[arg-type]
+        except Exception:
+            checked.set()  # the partial file is gone
+            assert stop_asked.wait(30)  # the extraction failed first, and stopped us
+            raise
+
+    def open_once_checked(self: GrowingFileReader) -> object:
+        assert checked.wait(30)
+        return real_open(self)
+
+    def recorded_set(self: Stop) -> None:
+        stop_asked.set()
+        real_set(self)
+
+    monkeypatch.setattr(sync_file, "verify", verify_then_wait)
+    monkeypatch.setattr(GrowingFileReader, "_open", open_once_checked)
+    monkeypatch.setattr(Stop, "set", recorded_set)
+    wrong = "0" * 64
+    with pytest.raises(ExtractError) as raised:
+        surefetch.fetch(
+            server.url("/python.tar.gz"), sha256=wrong, extract=True, cache=tmp_path, retries=0
+        )
+    chain, error = [], raised.value
+    while error is not None:
+        chain.append(str(error))
+        error = error.__cause__  # type: ignore[assignment]
+    assert any(f"expected sha256 {wrong}, got " in line for line in chain), chain
+    assert not any("No such file" in line for line in chain), chain
+    assert stop_asked.is_set()  # the order this test is about did happen

@@ -351,6 +351,15 @@ async def _one_pass(
                 # Extraction stopped first (an unsafe member, a broken
                 # stream): no point in downloading the rest.
                 await download.stop()
+                failed = None if download.future.cancelled() else download.future.exception()
+                if isinstance(failed, DownloadError):
+                    # The download failed on its own meanwhile, and its
+                    # failure is why the extraction stopped: a wrong sha256
+                    # removes the partial file, and an extraction that had not
+                    # opened it yet fails to find it.
+                    if not job.cancelled():
+                        job.exception()  # retrieved: it only follows from the download's
+                    raise archive_failure(name, failed) from failed
                 job.result()
                 raise ExtractError(
                     f"Failed to extract archive {name!r}: it ended before the download"
