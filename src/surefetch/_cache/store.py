@@ -76,6 +76,7 @@ from surefetch._cache.layout import (
     TRASH_PREFIX,
     bucket_dir_name,
     content_key as content_key,
+    current_boot,
     is_valid_filename,
     normalize_url as normalize_url,
     url_key as url_key,
@@ -195,8 +196,6 @@ class Cache:
             >>> Cache("/c", fsync="always").syncs_files
             True
         """
-        from surefetch._cache.layout import current_boot
-
         return self.fsync == "always" or current_boot() is None
 
     # --- paths and housekeeping ---------------------------------------------------
@@ -475,7 +474,6 @@ class Cache:
                 f"Cannot store {src} in the cache: "
                 f"it has {size} bytes, the metadata says {meta.size}"
             )
-        from surefetch._cache.layout import current_boot
         from surefetch._cache.publish import publish
 
         # Stamped with this boot, the entry is published without fsync (see `durability`).
