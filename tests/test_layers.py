@@ -29,6 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
         "_config",
         "_config_snapshot",
         "_run_sync",
+        "_log",
     ),  # foundation, stdlib only
     ("_retry",),
     ("_fs",),

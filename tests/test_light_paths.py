@@ -39,6 +39,7 @@ CLI_HIT = VERSION | {
 }
 LIBRARY_HIT = IMPORT | {
     "surefetch._errors",
+    "surefetch._log",
     "surefetch._url",
     "surefetch._config",
     "surefetch._config_snapshot",
@@ -250,8 +251,10 @@ def test_cli_wheel_hit_of_a_platform_wheel_this_interpreter_built(tmp_path: Path
 # so neither asyncio nor aiohttp (nor the thread pools, nor urllib.request when
 # no proxy is set) is loaded; nor is filelock, whose import alone cost a miss
 # more than 20 ms: the per-key lock is taken with fcntl. argparse and ssl
-# are: the command line and http.client need them.
+# are: the command line and http.client need them. Nor is logging, while
+# nothing is logged that anyone can see (`surefetch._log`).
 MISS_HEAVY = (
+    "logging",
     "asyncio",
     "aiohttp",
     "rich",
@@ -335,6 +338,7 @@ CLI_MISS = CLI_HIT | {
     "surefetch._cli.output",
     "surefetch._config",
     "surefetch._errors",
+    "surefetch._log",
     "surefetch._fetch",
     "surefetch._fetch.commit",
     "surefetch._fetch.disk_full",
@@ -410,12 +414,14 @@ DATACLASSES = (
 )
 
 
+@pytest.mark.parametrize("verbosity", [[], ["-q"]], ids=["default", "quiet"])
 def test_cli_miss_of_a_small_plain_http_file_loads_the_light_set(
-    small_file: str, tmp_path: Path
+    small_file: str, tmp_path: Path, verbosity: list[str]
 ) -> None:
     code = (
         "import sys\n"
-        "sys.argv = ['surefetch', 'fetch', '-q', sys.argv[2], '--cache-dir', sys.argv[1]]\n"
+        "cache, url = sys.argv[1:3]\n"
+        f"sys.argv = ['surefetch', 'fetch', *{verbosity!r}, url, '--cache-dir', cache]\n"
         "from surefetch._cli.main import main\n"
         "assert main() == 0\n"
         "assert 'surefetch._http.sync_attempt' in sys.modules  # it did download\n"

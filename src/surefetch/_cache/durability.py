@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 
 from surefetch._cache.layout import current_boot
+from surefetch._log import logger
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -91,9 +92,7 @@ def confirm(entry_dir: str, entry: Entry) -> Entry | None:
     try:
         problem = _payload_problem(relative, meta.size, meta.sha256, directory, entry_dir)
         if problem is not None:
-            import logging
-
-            logging.getLogger("surefetch").warning(
+            logger.warning(
                 "Not using the cache entry %s, written before the system restarted: %s "
                 "(a crash before it reached the disk); it is downloaded again",
                 entry_dir,
@@ -160,10 +159,7 @@ def _rewrite_meta(directory: int, data: bytes, entry_dir: str) -> None:
     except OSError as error:
         # A read-only cache, say: the entry is sound and used; the next process checks it again.
         import contextlib
-        import logging
 
-        logging.getLogger("surefetch").debug(
-            "Could not record that %s was checked: %s", entry_dir, error
-        )
+        logger.debug("Could not record that %s was checked: %s", entry_dir, error)
         with contextlib.suppress(OSError):  # never made, or the directory is read-only
             os.unlink(temporary, dir_fd=directory)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import stat
 from dataclasses import dataclass
@@ -18,8 +17,7 @@ from surefetch._cache.layout import (
     read_record,
 )
 from surefetch._errors import CacheError
-
-logger = logging.getLogger("surefetch")
+from surefetch._log import logger
 
 _CHUNK = 1 << 20
 

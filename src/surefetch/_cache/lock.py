@@ -10,7 +10,6 @@ while the second one holds the old, so two would hold "the" lock.
 
 from __future__ import annotations
 
-import logging
 import time
 import weakref
 from collections.abc import AsyncIterator, Iterator
@@ -18,6 +17,7 @@ from contextlib import asynccontextmanager, contextmanager
 
 from surefetch._cache import oslock
 from surefetch._errors import LockTimeout
+from surefetch._log import logger
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
     from filelock import FileLock
 
-logger = logging.getLogger("surefetch")
 
 # Polling the OS lock while waiting for it: first soon, then at most this often.
 _POLL_FIRST = 0.005

@@ -12,7 +12,6 @@ this module does not import the store back: what it needs of a cache is the
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from collections.abc import Iterator
@@ -47,11 +46,10 @@ from surefetch._cache.reports import (
 )
 from surefetch._errors import CacheError, RetriesExhausted
 from surefetch._fs import ops as _fs, tree as _fs_tree
+from surefetch._log import logger
 
 if TYPE_CHECKING:
     from surefetch._retry.policy import RetryPolicy
-
-logger = logging.getLogger("surefetch")
 
 
 class MaintainedCache(Protocol):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -23,11 +22,10 @@ from surefetch._cache.entry import Entry, EntryMeta, payload_path
 from surefetch._cache.layout import META_NAME
 from surefetch._errors import CacheError, RetriesExhausted
 from surefetch._fs import ops as _fs
+from surefetch._log import logger
 
 if TYPE_CHECKING:
     from surefetch._retry.policy import RetryPolicy
-
-logger = logging.getLogger("surefetch")
 
 
 def publish(

@@ -27,7 +27,6 @@ again, so no process can be about to lock the same file as a live owner.
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import re
 from contextlib import ExitStack, suppress
@@ -36,8 +35,7 @@ from typing import Protocol
 
 from surefetch._errors import RetriesExhausted
 from surefetch._fs import ops as _fs, tree as _fs_tree
-
-logger = logging.getLogger("surefetch")
+from surefetch._log import logger
 
 #: Names in the temporary area (``.claim``) and the lock directory (``.lock``).
 PREFIX = "staging~"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import stat
 import sys
@@ -14,6 +13,7 @@ from surefetch._cli.help import NETWORK_VARIABLES, epilog, setting_variables
 from surefetch._cli.output import configure_logging, run_reporting
 from surefetch._config import MAX_AGE, MAX_RETRIES, parse_whole_number
 from surefetch._errors import ConfigError
+from surefetch._log import logger
 from surefetch._url import Redactor, filename_from_url
 
 TYPE_CHECKING = False
@@ -282,7 +282,7 @@ def run_fetch(args: argparse.Namespace) -> int:
         finally:
             if bar is not None:
                 bar.close()
-        logging.getLogger("surefetch").debug("Took %.3fs in all", result.elapsed_s)
+        logger.debug("Took %.3fs in all", result.elapsed_s)
         shown = result.path
         if args.output is not None:
             shown = _write_output(result.path, args.output, create_dirs=args.create_dirs)

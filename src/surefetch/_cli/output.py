@@ -13,7 +13,6 @@ as it found it (`logging_left_as_found`) when the command returns.
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,10 +21,15 @@ from typing import Any, TextIO
 from surefetch._cli.exit_codes import EXIT_FAILED, EXIT_USAGE
 from surefetch._cli.interrupts import report_interrupted
 from surefetch._errors import ConfigError, RetriesExhausted, SurefetchError, printable
+from surefetch._log import NAME, defer_setup
 from surefetch._retry.classify import iter_chain
 from surefetch._url import Redactor
 
-LOGGER_NAME = "surefetch"
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from surefetch._retry.events import RetryEvent, RetryHook
+
+LOGGER_NAME = NAME
 
 
 def _text(error: BaseException) -> str:
@@ -136,83 +140,61 @@ def run_reporting(
         return exit_code_for(error)
 
 
-class _ScrubFilter(logging.Filter):
-    def __init__(self, redactor: Redactor) -> None:
-        super().__init__()
-        self._redactor = redactor
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = shown(record.getMessage(), redactor=self._redactor)
-        record.args = None
-        return True
-
-
-class _RetryWarning(logging.Filter):
-    """At the default verbosity: warnings, and each retry as one short warning line.
+def _retry_line(redactor: Redactor) -> RetryHook:
+    """At the default verbosity: each retry of a download as one short warning line.
 
     A failing connection must not be seconds of silence before the error;
-    pip prints a line per retry too. The full record is for ``-v``.
+    pip prints a line per retry too. The full record is for ``-v``, and so is
+    a filesystem retry, which rides out a scanner's lock.
     """
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.WARNING:
-            return True
-        retry = getattr(record, "surefetch_retry_event", None)
-        if retry is None or not retry.operation.startswith(("GET ", "HEAD ")):
-            return False  # a filesystem retry rides out a scanner's lock: -v tells it
-        record.msg = (
-            f"warning: {retry.reason} (attempt {retry.retry} of {retry.retries + 1}); "
-            f"retrying in {retry.wait:.1f}s"
-        )
-        record.args = None
-        return True
+    def say(event: RetryEvent) -> None:
+        if event.operation.startswith(("GET ", "HEAD ")):
+            line = (
+                f"warning: {event.reason} (attempt {event.retry} of {event.retries + 1}); "
+                f"retrying in {event.wait:.1f}s"
+            )
+            sys.stderr.write(shown(line, redactor=redactor) + "\n")
+            sys.stderr.flush()
+
+    return say
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes each record to ``sys.stderr`` as it is at that moment.
-
-    While a progress bar is drawn, rich puts a proxy there that prints a
-    line above the bar; a handler holding the stderr of its creation would
-    write into the bar's line instead.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(sys.stderr)
-
-    @property
-    def stream(self) -> Any:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value: Any) -> None:
-        pass  # always the current sys.stderr
+# What `logging_left_as_found` undoes when the command returns, newest last.
+_undo: list[Callable[[], None]] = []
 
 
 def configure_logging(*, verbosity: int, redactor: Redactor) -> None:
     """Send the ``surefetch`` logger to stderr: warnings by default, INFO with -v.
 
     ``verbosity`` is -1 for errors only (``-q``), 0 by default, 1 for INFO
-    (``-v``) and 2 or more for DEBUG. It replaces the logger's handlers and
-    stops propagation, for the rest of the command: `surefetch._cli.main`
-    restores them (`logging_left_as_found`).
+    (``-v``) and 2 or more for DEBUG; at 0, each retry of a download is a
+    short warning line too. It replaces the logger's handlers and stops
+    propagation, for the rest of the command: `surefetch._cli.main` restores
+    them (`logging_left_as_found`). Without ``-v``, and while nothing has
+    imported `logging`, the handler is set up only when a record is first
+    passed on (`surefetch._log`): a download with nothing to say never
+    imports `logging`.
     """
-    logger = logging.getLogger(LOGGER_NAME)
-    handler = _StderrHandler()
-    handler.setFormatter(logging.Formatter("%(message)s"))
     if verbosity == 0:
-        handler.addFilter(_RetryWarning())
-    handler.addFilter(_ScrubFilter(redactor))
-    logger.handlers[:] = [handler]
-    logger.propagate = False
-    if verbosity < 0:
-        logger.setLevel(logging.ERROR)
-    elif verbosity == 0:
-        # INFO reaches the handler, whose filter lets warnings and retries alone through.
-        logger.setLevel(logging.INFO)
-    elif verbosity == 1:
-        logger.setLevel(logging.INFO)
+        from surefetch._retry.events import add_retry_hook
+
+        _undo.append(add_retry_hook(_retry_line(redactor)))
+
+    def set_up() -> None:
+        from surefetch._cli.log_handler import set_up_handler
+
+        set_up_handler(verbosity=verbosity, scrub=lambda text: shown(text, redactor=redactor))
+
+    if verbosity > 0 or "logging" in sys.modules:
+        set_up()
     else:
-        logger.setLevel(logging.DEBUG)
+        previous = defer_setup(set_up)
+
+        def put_back() -> None:
+            defer_setup(previous)
+
+        _undo.append(put_back)
 
 
 @contextmanager
@@ -221,9 +203,12 @@ def logging_left_as_found() -> Iterator[None]:
 
     `configure_logging` changes them for one command; `main` runs the command
     inside this, so a program (or a test) that calls ``main()`` keeps its own
-    logging set-up. Handlers added meanwhile are closed.
+    logging set-up. Handlers added meanwhile are closed, and the retry hook
+    and the set-up still deferred are dropped. Where `logging` was not
+    imported on entry, nothing had set the logger up: it is left as new.
 
     Example:
+        >>> import logging
         >>> logger = logging.getLogger("surefetch")
         >>> before = (logger.handlers[:], logger.level, logger.propagate)
         >>> with logging_left_as_found():
@@ -231,20 +216,33 @@ def logging_left_as_found() -> Iterator[None]:
         >>> (logger.handlers[:], logger.level, logger.propagate) == before
         True
     """
-    logger = logging.getLogger(LOGGER_NAME)
-    handlers, level, propagate, disabled = (
-        logger.handlers[:],
-        logger.level,
-        logger.propagate,
-        logger.disabled,
-    )
+    undone_from = len(_undo)
+    found = _logger_state() if "logging" in sys.modules else None
     try:
         yield
     finally:
-        added = [handler for handler in logger.handlers if handler not in handlers]
-        logger.handlers[:] = handlers
-        logger.setLevel(level)
-        logger.propagate = propagate
-        logger.disabled = disabled
-        for handler in added:
-            handler.close()
+        while len(_undo) > undone_from:
+            _undo.pop()()
+        if "logging" in sys.modules:
+            _put_logger_back(found)
+
+
+def _logger_state() -> tuple[list[Any], int, bool, bool]:
+    import logging
+
+    logger = logging.getLogger(LOGGER_NAME)
+    return logger.handlers[:], logger.level, logger.propagate, logger.disabled
+
+
+def _put_logger_back(state: tuple[list[Any], int, bool, bool] | None) -> None:
+    import logging
+
+    handlers, level, propagate, disabled = state or ([], logging.NOTSET, True, False)
+    logger = logging.getLogger(LOGGER_NAME)
+    added = [handler for handler in logger.handlers if handler not in handlers]
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+    logger.propagate = propagate
+    logger.disabled = disabled
+    for handler in added:
+        handler.close()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import logging
 import os
 import time
 from dataclasses import dataclass
@@ -37,9 +36,8 @@ from surefetch._fetch.single_flight import single_flight
 from surefetch._fetch.streaming import download_and_extract
 from surefetch._http.session import Sessions
 from surefetch._http.stats import DownloadStats
+from surefetch._log import logger
 from surefetch._url import filename_from_url
-
-logger = logging.getLogger("surefetch")
 
 
 def archive_key(key: str, strip_components: int) -> str:

@@ -8,7 +8,6 @@ Blocking code: the aiohttp path calls these in a worker thread
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -23,8 +22,7 @@ from surefetch._fetch.request import FetchResult, Resolved, must_replace
 from surefetch._fetch.url_download import Revalidation
 from surefetch._http.partial import PartialFile
 from surefetch._http.stats import DownloadStats
-
-_logger = logging.getLogger("surefetch")
+from surefetch._log import logger as _logger
 
 
 def commit_download(

@@ -8,7 +8,6 @@ of the `single_flight` protocol, and the last steps of a commit, live here.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -27,8 +26,7 @@ from surefetch._fetch.request import FetchResult, Resolved, cached_result, offli
 from surefetch._http.partial import PartialFile
 from surefetch._http.session import Sessions
 from surefetch._http.stats import DownloadStats
-
-_logger = logging.getLogger("surefetch")
+from surefetch._log import INFO, logger as _logger
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +55,7 @@ class EntryStore:
 
     async def produce(self) -> FetchResult:
         # A stale entry's lookup said already that it is revalidated.
-        if _logger.isEnabledFor(logging.INFO) and self.stale_entry() is None:
+        if _logger.isEnabledFor(INFO) and self.stale_entry() is None:
             _logger.info(
                 "Cache miss: %s is not in %s; downloading it",
                 self.resolved.primary.redacted,

@@ -8,7 +8,6 @@ time of Python itself.
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -16,9 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from surefetch._errors import ConfigError
+from surefetch._log import INFO, logger as _logger
 from surefetch._url import ParsedURL, Redactor, check_sha256, parse_url
-
-_logger = logging.getLogger("surefetch")
 
 if TYPE_CHECKING:
     from surefetch._cache.entry import Entry, EntryMeta
@@ -225,7 +223,7 @@ def hit_result(
             checked,
             entry.path,
         )
-    elif _logger.isEnabledFor(logging.INFO):
+    elif _logger.isEnabledFor(INFO):
         _logger.info("Cache hit: %s is %s", resolved.primary.redacted, entry.path)
     return FetchResult(
         path=entry.path,

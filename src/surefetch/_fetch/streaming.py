@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
-import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -53,12 +52,11 @@ from surefetch._http.session import Sessions
 from surefetch._http.stats import DownloadStats
 from surefetch._http.stdlib_pool import transport_is_stdlib
 from surefetch._http.sync_attempt import Stop
+from surefetch._log import logger
 from surefetch._retry.loops import aretrying
 from surefetch._url import ParsedURL
 
 _DRAIN_CHUNK = 1 << 20
-
-logger = logging.getLogger("surefetch")
 
 
 class _Readers:

@@ -12,7 +12,6 @@ makes a command-line miss start about as fast as Python itself.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
@@ -62,12 +61,11 @@ from surefetch._http.sync_attempt import (
     Timeouts,
     download_attempt_sync,
 )
+from surefetch._log import logger as _logger
 from surefetch._retry.budget import no_wait_active
 from surefetch._retry.loops import retrying
 from surefetch._retry.policy import RetryPolicy
 from surefetch._url import ParsedURL, filename_from_url
-
-_logger = logging.getLogger("surefetch")
 
 
 def fetch_file_sync(

@@ -12,7 +12,6 @@ No asyncio, no transport.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -22,11 +21,10 @@ from surefetch._fetch.disk_full import download_failed, no_space
 from surefetch._fetch.request import Resolved
 from surefetch._http.partial import PartialFile
 from surefetch._http.resume import range_headers
+from surefetch._log import logger
 from surefetch._retry.classify import Decision
 from surefetch._retry.policy import RetryPolicy
 from surefetch._url import ParsedURL, Redactor
-
-logger = logging.getLogger("surefetch")
 
 _UNGUARDED = (
     "they were resumed without a validator, so the file may have changed on the "

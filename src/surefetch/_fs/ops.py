@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import errno
 import functools
-import logging
 import os
 import tempfile
 from collections.abc import Callable
@@ -38,13 +37,13 @@ from typing import TypeVar
 from surefetch._errors import RetriesExhausted
 from surefetch._fs import faults, tree
 from surefetch._fs.policy import fs_policy
+from surefetch._log import logger
 from surefetch._retry.loops import aretrying, retrying
 from surefetch._retry.policy import RetryPolicy
 
 T = TypeVar("T")
 StrPath = str | os.PathLike[str]
 
-logger = logging.getLogger("surefetch")
 
 _DEFAULT_POLICY = fs_policy()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Mapping
 
@@ -26,13 +25,12 @@ from surefetch._http.redirects import (
 )
 from surefetch._http.stats import DownloadStats, ProgressCallback
 from surefetch._http.tls import tls_for
+from surefetch._log import DEBUG, logger
 from surefetch._url import ParsedURL, redact_url
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import aiohttp
-
-logger = logging.getLogger("surefetch")
 
 
 async def download_attempt(
@@ -102,7 +100,7 @@ async def _get(
     for _ in range(MAX_REDIRECTS + 1):
         logger.info("GET %s%s", redact_url(current), range_note(headers))
         headers = with_netrc_credentials(current, headers)
-        if logger.isEnabledFor(logging.DEBUG):
+        if logger.isEnabledFor(DEBUG):
             logger.debug("Request headers: %s", shown_headers(headers))
         sent = time.monotonic()
         # Always our own verifying context for https, built once per process.
@@ -135,7 +133,7 @@ async def _get(
             redact_url(current),
             time.monotonic() - sent,
         )
-        if logger.isEnabledFor(logging.DEBUG):
+        if logger.isEnabledFor(DEBUG):
             logger.debug("Response headers: %s", shown_headers(response.headers.items()))
         if response.status not in REDIRECT_STATUSES or location is None:
             return response

@@ -13,7 +13,6 @@ this module applies them to the `PartialFile`.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 
@@ -23,9 +22,8 @@ from surefetch._http.headers import parse_retry_after
 from surefetch._http.partial import PartialFile
 from surefetch._http.resume import Reply, Validator, Verdict, judge_reply, range_headers, url_digest
 from surefetch._http.stats import DownloadStats
+from surefetch._log import logger
 from surefetch._url import ParsedURL
-
-logger = logging.getLogger("surefetch")
 
 _NO_VALIDATOR = (
     "the server sent no ETag or Last-Modified to show they are still the same file, "

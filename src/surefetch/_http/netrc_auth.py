@@ -11,13 +11,11 @@ aiohttp and requests ignore it.
 
 from __future__ import annotations
 
-import logging
 import os
 from urllib.parse import urlsplit
 
 from surefetch._http.headers import basic_authorization
-
-logger = logging.getLogger("surefetch")
+from surefetch._log import logger
 
 # (path, mtime_ns, size) -> {host: Authorization value or None}, for one file.
 _parsed: tuple[tuple[str, int, int], dict[str, str | None]] | None = None

@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, Protocol
 
 from surefetch._http.resume import Validator, url_digest
-
-logger = logging.getLogger("surefetch")
+from surefetch._log import logger
 
 # A body this small is not prepared for a resume by another process: for the
 # thousands of small files of a fetch_many, the sidecar files would cost more

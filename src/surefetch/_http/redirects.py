@@ -9,10 +9,10 @@ caller allows it. Credentials go only to the origin they were given for.
 
 from __future__ import annotations
 
-import logging
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from surefetch._errors import DownloadError
+from surefetch._log import logger
 from surefetch._url import redact_url
 
 MAX_REDIRECTS = 10
@@ -20,8 +20,6 @@ MAX_REDIRECTS = 10
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-
-logger = logging.getLogger("surefetch")
 
 
 class RedirectError(DownloadError):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import logging
 import socket
 import threading
 import time
@@ -38,9 +37,8 @@ from surefetch._http.redirects import (
 from surefetch._http.stats import DownloadStats, ProgressCallback
 from surefetch._http.stdlib_pool import USER_AGENT, Pool, Target, pool, target_of
 from surefetch._http.sync_body import read_body
+from surefetch._log import DEBUG, logger
 from surefetch._url import ParsedURL, redact_url
-
-logger = logging.getLogger("surefetch")
 
 # A redirect's body up to this size is read so that the connection stays alive.
 _DRAIN_LIMIT = 64 << 10
@@ -271,7 +269,7 @@ def _get(
         logger.info("GET %s%s", redact_url(current), range_note(headers))
         headers = with_netrc_credentials(current, headers)
         sent_headers = {"User-Agent": USER_AGENT, **headers}
-        if logger.isEnabledFor(logging.DEBUG):
+        if logger.isEnabledFor(DEBUG):
             logger.debug("Request headers: %s", shown_headers(sent_headers))
         sent = time.monotonic()
         target = target_of(current)
@@ -285,7 +283,7 @@ def _get(
             redact_url(current),
             time.monotonic() - sent,
         )
-        if logger.isEnabledFor(logging.DEBUG):
+        if logger.isEnabledFor(DEBUG):
             logger.debug("Response headers: %s", shown_headers(response.getheaders()))
         if response.status not in REDIRECT_STATUSES or location is None:
             return exchange

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-logger = logging.getLogger("surefetch")
+from surefetch._log import logger
 
 
 @dataclass(frozen=True, slots=True)

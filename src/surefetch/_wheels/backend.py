@@ -10,7 +10,6 @@ environment's pip configuration: its index, find-links and constraints).
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
@@ -19,8 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from surefetch._errors import SurefetchError
-
-logger = logging.getLogger("surefetch")
+from surefetch._log import logger
 
 #: How many of the backend's last output lines an error shows.
 TAIL_LINES = 20
