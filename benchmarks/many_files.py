@@ -27,6 +27,13 @@ or ``--server nginx``): a private configuration in the benchmark's temporary
 directory, one worker, listening on loopback only, stopped with the
 benchmark. Otherwise (or with ``--server chaos``) it is the Python chaos
 server, whose own CPU is then in every row.
+
+Over loopback there is no round trip to overlap: on a machine with few
+cores every row is bound by its CPU per file (curl's two rows take the same
+time), and fetching at once can only add the cores that fetching one by one
+leaves idle. ``--latency-ms 20`` puts a relay (`_latency.py`) in front of
+the server that adds a 20 ms round trip to every exchange, as a real
+network does, in every row.
 """
 
 from __future__ import annotations
@@ -66,7 +73,8 @@ _POOCH_LOOP = (
 def _curl(urls: list[str], out: Path, *, parallel: bool) -> list[str]:
     command = ["curl", "-sS", "--fail"]  # an error page must not pass for a file
     if parallel:
-        command += ["--parallel", "--parallel-max", "16"]
+        # -s leaves the parallel progress meter on (curl 7.88): it is turned off on its own.
+        command += ["--parallel", "--parallel-max", "16", "--no-progress-meter"]
     for index, url in enumerate(urls):
         command += ["-o", str(out / f"f{index}.bin"), url]
     return command
@@ -94,6 +102,26 @@ http {{
     }}
 }}
 """
+
+
+class Latency:
+    """A relay adding ``round_trip_ms`` to every exchange with ``base`` (`_latency.py`)."""
+
+    def __init__(self, base: str, round_trip_ms: float) -> None:
+        port = base.rsplit(":", 1)[1]
+        self.process = subprocess.Popen(
+            [sys.executable, str(HERE / "_latency.py"), port, str(round_trip_ms)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        self.base = self.process.stdout.readline().strip()
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=10)
 
 
 class Nginx:
@@ -133,6 +161,12 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=500)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--server", choices=("auto", "nginx", "chaos"), default="auto")
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="a round trip added to every exchange by a relay in front of the server",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="surefetch-many-"))
     # Readable by nginx's workers, which run as an unprivileged user.
@@ -145,7 +179,9 @@ def main() -> int:
         args.server == "auto" and shutil.which("nginx") is not None
     )
     server: Nginx | Server = Nginx(served, work / "nginx") if use_nginx else Server(served)
-    urls = [f"{server.base}/f{index:04d}.bin" for index in range(args.files)]
+    relay = Latency(server.base, args.latency_ms) if args.latency_ms else None
+    base = server.base if relay is None else relay.base
+    urls = [f"{base}/f{index:04d}.bin" for index in range(args.files)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUREFETCH_")}
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # installed packages start from .pyc files
     out = work / "out"
@@ -177,6 +213,8 @@ def main() -> int:
                 if run:
                     samples[name].append(time.perf_counter() - started)
     finally:
+        if relay is not None:
+            relay.close()
         server.close()
         shutil.rmtree(work, ignore_errors=True)
 
@@ -184,6 +222,8 @@ def main() -> int:
     curl = medians.get("curl --parallel --parallel-max 16")
     one_by_one = medians["surefetch.fetch one by one"]
     served_by = "nginx" if use_nginx else "the Python chaos server"
+    if relay is not None:
+        served_by += f", {args.latency_ms:g} ms away (a relay adds the round trip)"
     print(
         f"\n{args.files} files of 100 KiB served by {served_by}, "
         f"median of {args.runs} interleaved runs, whole process"
