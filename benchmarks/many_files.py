@@ -208,6 +208,9 @@ def main() -> int:
             for name, command in ways.items():
                 shutil.rmtree(out, ignore_errors=True)
                 out.mkdir()
+                # No dirty pages left by the row before: their writeback
+                # would otherwise land in whichever row runs next.
+                os.sync()
                 started = time.perf_counter()
                 subprocess.run(command(), input="\n".join(urls), text=True, env=env, check=True)
                 if run:

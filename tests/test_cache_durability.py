@@ -244,6 +244,39 @@ def test_a_revalidation_keeps_the_stamp(tmp_path: Path) -> None:
     assert updated.meta.boot == BOOT and on_disk(entry)["boot"] == BOOT
 
 
+@pytest.mark.parametrize("mode", ["lazy", "always"])
+def test_a_revalidation_syncs_its_metadata_only_under_always(
+    mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 304 rewrites entry.json; lost in a crash, it only loses the news that the entry was
+    current, so under ``lazy`` it is not fsynced (an entry.json emptied is a broken entry)."""
+    monkeypatch.setenv("SUREFETCH_FSYNC", mode)
+    cache = Cache(tmp_path / "cache")
+    entry = store(cache)
+    fsyncs = counting_fsync(monkeypatch)
+    with cache.lock(BUCKET_DOWNLOADS, KEY):
+        cache.update_meta(BUCKET_DOWNLOADS, KEY, dataclasses.replace(entry.meta, checked=1.0))
+    assert on_disk(entry)["checked"] == 1.0
+    # Under always: the new entry.json, then the directory holding its name.
+    expected = 2 if cache.syncs_files else 0
+    assert len(fsyncs) == expected
+
+
+def test_a_revalidation_that_a_crash_emptied_is_a_miss_then_a_download(
+    tmp_path: Path,
+) -> None:
+    """What an unsynced entry.json can become after a crash on some filesystems: empty."""
+    with ChaosServer(files={"/files/data.bin": DATA}) as server:
+        url = server.url("/files/data.bin")
+        cache = tmp_path / "cache"
+        first = surefetch.fetch(url, cache=cache)
+        (first.parent.parent / "entry.json").write_bytes(b"")
+        again = surefetch.fetch(url, cache=cache)
+        assert server.request_count() == 2  # downloaded again
+    assert again.read_bytes() == DATA
+    assert json.loads((again.parent.parent / "entry.json").read_bytes())["size"] == len(DATA)
+
+
 def test_a_read_only_cache_uses_a_sound_entry_it_cannot_mark(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -352,6 +352,27 @@ def test_write_atomic_writes_bytes_and_text(tmp_path: Path) -> None:
     assert os.listdir(tmp_path) == ["file.json"]
 
 
+def test_write_atomic_syncs_unless_told_not_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[int] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    target = tmp_path / "a.json"
+    fs.write_atomic(target, b"1")
+    assert len(synced) == 2  # the file, then its directory
+    fs.write_atomic(target, b"2", durable=False)
+    assert len(synced) == 2 and target.read_bytes() == b"2"
+    asyncio.run(fs.write_atomic_async(target, b"3", durable=False))
+    assert len(synced) == 2 and target.read_bytes() == b"3"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]  # no temporary file left
+
+
 def test_write_atomic_retries_and_on_failure_leaves_the_old_content(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -106,10 +106,12 @@ def write_meta(
     *,
     policy: RetryPolicy | None,
     new: bool = False,
+    durable: bool = True,
 ) -> None:
     """Write ``entry.json`` in ``directory``: ``new`` in a staging directory, else atomically.
 
     A ``new`` one is not synced: the caller syncs it with its directory.
+    Otherwise it is synced when ``durable``.
     """
     path = os.path.join(directory, META_NAME)
     try:
@@ -119,7 +121,7 @@ def write_meta(
         if new:
             _fs.write_new(path, meta.to_json())
         else:
-            _fs.write_atomic(path, meta.to_json(), policy=policy)
+            _fs.write_atomic(path, meta.to_json(), policy=policy, durable=durable)
     except (OSError, RetriesExhausted) as error:
         # A bare "[Errno 28] No space left on device" would say neither what
         # was being stored nor where.

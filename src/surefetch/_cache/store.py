@@ -529,7 +529,10 @@ class Cache:
         """Replace the metadata of the entry of ``key``, its payload untouched; return the entry.
 
         For a revalidation (a ``304``): ``entry.json`` is replaced by one
-        rename, so a reader sees the old metadata or the new. The payload's
+        rename, so a reader sees the old metadata or the new; it is fsynced
+        only under ``fsync="always"``, since losing it in a crash loses only
+        the news that the entry was current (an ``entry.json`` the crash
+        emptied is a broken entry: a miss). The payload's
         description (kind, file name, size, hashes) is kept from the entry
         on disk whatever ``meta`` says. Raises `CacheError` when there is no
         entry. Call it while holding ``lock(bucket, key)``.
@@ -566,7 +569,7 @@ class Cache:
             content_key=old.content_key,
             boot=old.boot,
         )
-        write_meta(entry_dir, meta, entry_dir, policy=self.fs_policy)
+        write_meta(entry_dir, meta, entry_dir, policy=self.fs_policy, durable=self.syncs_files)
         return Entry(entry.path, meta)
 
     # --- maintenance ------------------------------------------------------------

@@ -125,8 +125,8 @@ def _remove_once(path: str) -> None:
     tree.remove_once(path)
 
 
-def _write_temp(path: str, data: bytes, mode: int) -> str:
-    """A temporary file next to ``path`` holding ``data``, flushed to disk."""
+def _write_temp(path: str, data: bytes, mode: int, *, durable: bool = True) -> str:
+    """A temporary file next to ``path`` holding ``data``, flushed (to disk if ``durable``)."""
     directory, name = os.path.split(path)
     # Keep the name short enough for the 255-byte limit of most filesystems.
     fd, temp = tempfile.mkstemp(dir=directory or ".", prefix=f".{name[:100]}.", suffix=".tmp")
@@ -136,7 +136,8 @@ def _write_temp(path: str, data: bytes, mode: int) -> str:
             file.flush()
             if hasattr(os, "fchmod"):
                 os.fchmod(file.fileno(), mode)
-            os.fsync(file.fileno())
+            if durable:
+                os.fsync(file.fileno())
     except BaseException:
         tree.unlink_path(temp)
         raise
@@ -335,7 +336,12 @@ async def remove_tree_async(path: StrPath, *, policy: RetryPolicy | None = None)
 
 
 def write_atomic(
-    path: StrPath, data: bytes | str, *, mode: int = 0o644, policy: RetryPolicy | None = None
+    path: StrPath,
+    data: bytes | str,
+    *,
+    mode: int = 0o644,
+    policy: RetryPolicy | None = None,
+    durable: bool = True,
 ) -> None:
     """Write ``data`` to ``path`` so that a reader sees the old content or the new, never a mix.
 
@@ -343,6 +349,9 @@ def write_atomic(
     replaces ``path`` with it (retrying spurious errors) and syncs the
     directory. A ``str`` is written as UTF-8; ``mode`` sets the permissions
     (POSIX). On failure ``path`` is unchanged and the temporary file removed.
+    With ``durable=False`` nothing is fsynced: readers still see the old
+    content or the new, but a crash of the OS may leave the old content, or
+    on some filesystems an empty file.
 
     Example:
         >>> import pathlib, tempfile
@@ -352,14 +361,15 @@ def write_atomic(
         '{"ok": true}'
     """
     p = os.fspath(path)
-    temp = _write_temp(p, _as_bytes(data), mode)
+    temp = _write_temp(p, _as_bytes(data), mode, durable=durable)
     try:
         call = functools.partial(_replace_once, "write_atomic", temp, p)
         _run(call, operation=f"atomic write of {p}", subject="Write", policy=policy)
     except BaseException:
         tree.unlink_path(temp)
         raise
-    fsync_dir(os.path.dirname(p) or ".")
+    if durable:
+        fsync_dir(os.path.dirname(p) or ".")
 
 
 def write_new(path: StrPath, data: bytes | str, *, mode: int = 0o644) -> None:
@@ -397,7 +407,12 @@ def write_new(path: StrPath, data: bytes | str, *, mode: int = 0o644) -> None:
 
 
 async def write_atomic_async(
-    path: StrPath, data: bytes | str, *, mode: int = 0o644, policy: RetryPolicy | None = None
+    path: StrPath,
+    data: bytes | str,
+    *,
+    mode: int = 0o644,
+    policy: RetryPolicy | None = None,
+    durable: bool = True,
 ) -> None:
     """The async twin of `write_atomic`.
 
@@ -411,11 +426,12 @@ async def write_atomic_async(
     import asyncio
 
     p = os.fspath(path)
-    temp = await asyncio.to_thread(_write_temp, p, _as_bytes(data), mode)
+    temp = await asyncio.to_thread(_write_temp, p, _as_bytes(data), mode, durable=durable)
     try:
         call = functools.partial(_replace_once, "write_atomic", temp, p)
         await _arun(call, operation=f"atomic write of {p}", subject="Write", policy=policy)
     except BaseException:
         tree.unlink_path(temp)
         raise
-    await asyncio.to_thread(fsync_dir, os.path.dirname(p) or ".")
+    if durable:
+        await asyncio.to_thread(fsync_dir, os.path.dirname(p) or ".")
