@@ -33,6 +33,7 @@ NAME = "surefetch"
 
 _setup: Callable[[], None] | None = None
 _setup_lock = allocate_lock()
+_found: logging.Logger | None = None
 
 
 def defer_setup(setup: Callable[[], None] | None) -> Callable[[], None] | None:
@@ -57,7 +58,7 @@ def defer_setup(setup: Callable[[], None] | None) -> Callable[[], None] | None:
 
 def _real(level: int) -> logging.Logger | None:
     """The logger a record of ``level`` goes to, or None when nothing can show it."""
-    global _setup
+    global _setup, _found
     if level < WARNING and "logging" not in sys.modules:
         return None
     if _setup is not None:
@@ -66,9 +67,12 @@ def _real(level: int) -> logging.Logger | None:
             setup, _setup = _setup, None
             if setup is not None:
                 setup()
-    import logging
+    real = _found
+    if real is None:
+        import logging
 
-    return logging.getLogger(NAME)
+        real = _found = logging.getLogger(NAME)  # the same object for the process's life
+    return real
 
 
 class Logger:
