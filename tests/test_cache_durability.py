@@ -326,6 +326,50 @@ def test_the_command_line_checks_an_entry_from_another_boot(
         assert "written before the system restarted" in done.stderr
 
 
+@needs_boot
+def test_always_syncs_an_entry_this_boot_published_lazily_before_returning_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Switching to ``always`` within a boot: its path may be handed to a program that reads
+    it after a restart, so the unsynced entry is made durable once, then used as it is."""
+    entry = store(Cache(tmp_path / "cache"))  # lazy: stamped with this boot
+    monkeypatch.setenv("SUREFETCH_FSYNC", "always")
+    cache = Cache(tmp_path / "cache")
+    fsyncs = counting_fsync(monkeypatch)
+    found = cache.lookup(BUCKET_DOWNLOADS, KEY)
+    assert found is not None and found.meta.boot is None and found.path == entry.path
+    # The payload, file/, the new entry.json, the entry directory and the shard directory.
+    assert len(fsyncs) == 5
+    assert "boot" not in on_disk(entry) and found.path.read_bytes() == DATA
+    again = cache.lookup(BUCKET_DOWNLOADS, KEY)
+    assert again is not None and len(fsyncs) == 5  # synced once
+
+
+@needs_boot
+@pytest.mark.parametrize("where", ["environment", "config file"])
+def test_the_command_line_under_always_syncs_an_entry_published_lazily(
+    where: str, tmp_path: Path
+) -> None:
+    with ChaosServer(files={"/data.bin": DATA}) as server:
+        url = server.url("/data.bin")
+        path = surefetch.fetch(url)  # lazy: stamped with this boot
+        entry_dir = path.parent.parent
+        assert json.loads((entry_dir / "entry.json").read_bytes())["boot"] == BOOT
+        environment = dict(os.environ)
+        if where == "environment":
+            environment["SUREFETCH_FSYNC"] = "always"
+        else:
+            (tmp_path / "surefetch.toml").write_text('fsync = "always"\n')
+        command = [sys.executable, "-m", "surefetch", "fetch", url]
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=60, env=environment, cwd=tmp_path
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == str(path)
+        assert len(server.requests) == 1  # a hit
+    assert "boot" not in json.loads((entry_dir / "entry.json").read_bytes())
+
+
 @pytest.mark.parametrize("mode", ["lazy", "always"])
 def test_bytes_are_pushed_to_disk_while_they_arrive_only_when_the_entry_will_be_synced(
     mode: str, transport: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

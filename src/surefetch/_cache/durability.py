@@ -28,12 +28,15 @@ if TYPE_CHECKING:
     from surefetch._cache.entry import Entry
 
 
-def sound_entry(entry_dir: str) -> Entry | None:
+def sound_entry(entry_dir: str, *, durable: bool = False) -> Entry | None:
     """The entry in ``entry_dir`` that may be used, or None: `read_entry`, then one check.
 
     An entry that another boot published without fsync is checked against
     its metadata first (`confirm`): a crash may have lost part of it. One
-    from this boot, or a synced one, is used as read.
+    from this boot, or a synced one, is used as read; with ``durable`` (the
+    ``always`` mode), one that this boot published without fsync is synced
+    first (`settle`), since its path may be handed to a program that reads
+    it after a restart.
 
     Example:
         >>> import tempfile
@@ -43,9 +46,69 @@ def sound_entry(entry_dir: str) -> Entry | None:
     from surefetch._cache.entry import read_entry
 
     entry = read_entry(entry_dir)
-    if entry is None or entry.meta.boot is None or entry.meta.boot == current_boot():
+    if entry is None or entry.meta.boot is None:
         return entry
+    if entry.meta.boot == current_boot():
+        return settle(entry_dir, entry) if durable else entry
     return confirm(entry_dir, entry)
+
+
+def settle(entry_dir: str, entry: Entry) -> Entry:
+    """``entry``, published without fsync in this boot, made durable as ``always`` makes one.
+
+    The payload, its directory and a new ``entry.json`` without the stamp
+    are fsynced, then the entry directory and the one holding its name, so
+    that the entry is on the disk before its path is returned. The stamp is
+    dropped relative to the entry directory opened at the start, as in
+    `confirm`. Where that cannot be done (a read-only cache), the entry is
+    returned as it is, stamped: a restart checks it.
+
+    Example:
+        >>> import hashlib, pathlib, tempfile
+        >>> from surefetch._cache.entry import EntryMeta, read_entry
+        >>> from surefetch._cache.publish import write_meta
+        >>> entry_dir = tempfile.mkdtemp()
+        >>> (pathlib.Path(entry_dir) / "file").mkdir()
+        >>> _ = (pathlib.Path(entry_dir) / "file" / "a.txt").write_bytes(b"a")
+        >>> meta = EntryMeta(url="https://h/a.txt", size=1, sha256=hashlib.sha256(b"a").hexdigest(),
+        ...                  created=0.0, filename="a.txt", boot=current_boot())
+        >>> write_meta(entry_dir, meta, entry_dir, policy=None)
+        >>> settle(entry_dir, read_entry(entry_dir)).meta.boot, read_entry(entry_dir).meta.boot
+        (None, None)
+    """
+    import dataclasses
+
+    from surefetch._cache.entry import Entry, payload_path
+    from surefetch._fs.ops import fsync_dir
+
+    meta = entry.meta
+    if not {os.open, os.rename, os.unlink} <= os.supports_dir_fd:
+        return entry  # stamps are written only where the boot is known: Linux has dir_fd
+    relative = os.path.relpath(payload_path(entry_dir, meta), entry_dir)
+    try:
+        directory = os.open(entry_dir, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return entry  # it went away meanwhile: what was read is still whole
+    try:
+        # Relative to the directory opened first: an entry put at this path
+        # meanwhile is not the one synced, nor given this one's metadata.
+        for name in (relative, os.path.dirname(relative)):
+            fd = os.open(name, os.O_RDONLY, dir_fd=directory)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        settled = dataclasses.replace(meta, boot=None)
+        if not _rewrite_meta(directory, settled.to_json(), entry_dir):
+            return entry
+        os.fsync(directory)
+    except OSError as error:
+        logger.debug("Could not sync the cache entry %s: %s", entry_dir, error)
+        return entry
+    finally:
+        os.close(directory)
+    fsync_dir(os.path.dirname(entry_dir))
+    return Entry(entry.path, settled)
 
 
 def confirm(entry_dir: str, entry: Entry) -> Entry | None:
@@ -140,8 +203,11 @@ def _payload_problem(
     return None
 
 
-def _rewrite_meta(directory: int, data: bytes, entry_dir: str) -> None:
-    """Replace ``entry.json`` in the open ``directory`` by ``data``, synced; a failure is logged."""
+def _rewrite_meta(directory: int, data: bytes, entry_dir: str) -> bool:
+    """Replace ``entry.json`` in the open ``directory`` by ``data``, synced; whether it was.
+
+    A failure is logged.
+    """
     from surefetch._cache.layout import META_NAME
 
     temporary = f".{META_NAME}.{os.urandom(6).hex()}.tmp"
@@ -163,3 +229,5 @@ def _rewrite_meta(directory: int, data: bytes, entry_dir: str) -> None:
         logger.debug("Could not record that %s was checked: %s", entry_dir, error)
         with contextlib.suppress(OSError):  # never made, or the directory is read-only
             os.unlink(temporary, dir_fd=directory)
+        return False
+    return True

@@ -312,6 +312,8 @@ class Cache:
         commit), and so does a file entry that was published without fsync
         before the system restarted and no longer matches its size and sha256
         (`surefetch._cache.durability`); a sound one is checked only once.
+        Under ``fsync="always"``, an entry this boot published without fsync
+        (under ``lazy``) is synced before it is returned.
 
         Example:
             >>> import tempfile
@@ -320,7 +322,7 @@ class Cache:
         """
         from surefetch._cache.durability import sound_entry
 
-        return sound_entry(self._entry_dir(bucket, key))
+        return sound_entry(self._entry_dir(bucket, key), durable=self.syncs_files)
 
     def remove(self, bucket: str, key: str) -> bool:
         """Remove the entry of ``key`` (for a refresh); False when there was none.

@@ -115,21 +115,30 @@ def _file_values() -> dict[str, Value] | None:
     return load(cwd, config_dir, cache_home=user_dir("cache"))
 
 
-def _settings(cache_dir: str | None, max_age: str | None) -> tuple[str, float | None] | None:
-    """The cache root and the ``max_age`` setting, or None when the full path must answer."""
+def _settings(cache_dir: str | None, max_age: str | None) -> tuple[str, float | None, bool] | None:
+    """The cache root, the ``max_age`` setting and whether ``fsync`` is ``always``.
+
+    None when the full path must answer.
+    """
     from_files = None
     if not any(k.startswith("SUREFETCH_") and k not in _ENV_ALLOWED for k in os.environ):
         from_files = _file_values()
     if from_files is None:
         # Something to check that only the full path knows how to: let it say.
-        from surefetch._config import CACHE_DIR, MAX_AGE, effective, resolve
+        from surefetch._config import CACHE_DIR, FSYNC, MAX_AGE, effective, resolve
         from surefetch._errors import ConfigError
 
         try:
             effective()  # validates every setting, as the full path would
-            return resolve(CACHE_DIR, flag_value=cache_dir), resolve(MAX_AGE, flag_value=max_age)
+            return (
+                resolve(CACHE_DIR, flag_value=cache_dir),
+                resolve(MAX_AGE, flag_value=max_age),
+                resolve(FSYNC) == "always",
+            )
         except ConfigError:
             return None
+    root = _root(cache_dir, from_files)
+    always = from_files.get("fsync") == "always"
     seconds = None
     if max_age is not None:
         seconds = plain_seconds(max_age)
@@ -141,15 +150,20 @@ def _settings(cache_dir: str | None, max_age: str | None) -> tuple[str, float | 
             if isinstance(configured_age, (bool, str)):
                 return None  # not a number of seconds: the full path knows what it means
             seconds = float(configured_age)
+    return root, seconds, always
+
+
+def _root(cache_dir: str | None, from_files: dict[str, Value]) -> str:
+    """The cache root: ``--cache-dir`` (``cache_dir``), else the variable, else the files."""
     if cache_dir is not None:
-        return os.path.abspath(os.path.expanduser(cache_dir)), seconds
+        return os.path.abspath(os.path.expanduser(cache_dir))
     value = os.environ.get("SUREFETCH_CACHE_DIR", "").strip()
     if value:
-        return os.path.abspath(os.path.expanduser(value)), seconds
+        return os.path.abspath(os.path.expanduser(value))
     configured = from_files.get("cache_dir")
     if isinstance(configured, str) and configured:
-        return configured, seconds  # made absolute when the file was read
-    return user_dir("cache"), seconds
+        return configured  # made absolute when the file was read
+    return user_dir("cache")
 
 
 def _cache_root(flag: str | None) -> str | None:
@@ -254,9 +268,11 @@ def answer_from_cache(words: list[str]) -> int | None:
     )
     if settings is None:
         return None
-    root, max_age = settings
+    root, max_age, always = settings
     directory = entry_dir(root, BUCKET_DOWNLOADS, key)
-    found_payload = _file_payload(directory, sha256=key if "--sha256" in found else None)
+    found_payload = _file_payload(
+        directory, sha256=key if "--sha256" in found else None, synced_only=always
+    )
     if found_payload is None:
         return None
     payload, meta = found_payload
@@ -310,8 +326,13 @@ def plain_retries(text: str) -> int | None:
     return number if number <= _MAX_RETRIES else None
 
 
-def _file_payload(directory: str, *, sha256: str | None) -> tuple[str, bytes] | None:
+def _file_payload(
+    directory: str, *, sha256: str | None, synced_only: bool = False
+) -> tuple[str, bytes] | None:
     """The payload of the file entry in ``directory`` and its entry.json, when they plainly agree.
+
+    With ``synced_only`` (``fsync=always``), an entry published without
+    fsync goes the full way too, which syncs it before it is shown.
 
     The entry directory appears with its payload and metadata in one rename,
     so a payload and an ``entry.json`` naming it mean a complete entry; with
@@ -333,8 +354,8 @@ def _file_payload(directory: str, *, sha256: str | None) -> tuple[str, bytes] | 
         expected.append(b'"sha256": "%s"' % sha256.encode())
     if not all(part in record for part in expected):
         return None
-    if b'"boot": ' in record and not _this_boot(record):
-        return None  # published without fsync before a restart: the full path checks it
+    if b'"boot": ' in record and (synced_only or not _this_boot(record)):
+        return None  # published without fsync: the full path checks it or syncs it
     return os.path.join(directory, KIND_FILE, names[0]), record
 
 
