@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -164,11 +163,16 @@ def _available(way: str) -> str | None:
 def measure(urls: list[str], runs: int, scratch: Path) -> dict[str, list[float]]:
     """Milliseconds per file of each way, ``runs`` times, interleaved."""
     times: dict[str, list[float]] = {way: [] for way in WAYS if _available(way) is None}
-    for _ in range(runs):
-        for way in times:
-            out = scratch / "out"
-            shutil.rmtree(out, ignore_errors=True)
+    for run in range(runs):
+        for index, way in enumerate(times):
+            # A new directory each time, none deleted until the end: deleting
+            # the files of the way before just before timing this one would
+            # put its journal commit (and, on a disk mounted with discard,
+            # its trims) into this way's time. The writes of the way before
+            # reach the disk first, for the same reason.
+            out = scratch / f"{run}-{index}"
             out.mkdir(parents=True)
+            os.sync()
             started = time.perf_counter()
             WAYS[way](urls, out)
             times[way].append((time.perf_counter() - started) * 1000 / len(urls))

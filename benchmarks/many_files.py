@@ -184,15 +184,17 @@ def main() -> int:
     urls = [f"{base}/f{index:04d}.bin" for index in range(args.files)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUREFETCH_")}
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # installed packages start from .pyc files
-    out = work / "out"
+    outs = work / "out"
+    outs.mkdir()
 
-    def python(code: str, *, transport: str | None = None) -> Callable[[], list[str]]:
+    def python(code: str, *, transport: str | None = None) -> Callable[[Path], list[str]]:
         chosen = [] if transport is None else ["env", f"SUREFETCH_TRANSPORT={transport}"]
-        return lambda: [*chosen, sys.executable, "-c", code, str(out)]
+        return lambda out: [*chosen, sys.executable, "-c", code, str(out)]
 
-    ways: dict[str, Callable[[], list[str]]] = {
-        "curl --parallel --parallel-max 16": lambda: _curl(urls, out, parallel=True),
-        "curl, one process, one URL after another": lambda: _curl(urls, out, parallel=False),
+    # Each way: its command line, given the fresh directory to write into.
+    ways: dict[str, Callable[[Path], list[str]]] = {
+        "curl --parallel --parallel-max 16": lambda out: _curl(urls, out, parallel=True),
+        "curl, one process, one URL after another": lambda out: _curl(urls, out, parallel=False),
         "surefetch.fetch_many (16 at once)": python(_FETCH_MANY),
         "surefetch.fetch_many (16 at once), aiohttp transport": python(
             _FETCH_MANY, transport="aiohttp"
@@ -205,14 +207,16 @@ def main() -> int:
     samples: dict[str, list[float]] = {name: [] for name in ways}
     try:
         for run in range(args.runs + 1):  # the first round only warms up
-            for name, command in ways.items():
-                shutil.rmtree(out, ignore_errors=True)
+            for index, (name, command) in enumerate(ways.items()):
+                # A new directory each time, none deleted until the end (the
+                # commit of a deletion, and its trims on a disk mounted with
+                # discard, would land in the next row's time), and no dirty
+                # pages left by the row before, whose writeback would too.
+                out = outs / f"{run}-{index}"
                 out.mkdir()
-                # No dirty pages left by the row before: their writeback
-                # would otherwise land in whichever row runs next.
                 os.sync()
                 started = time.perf_counter()
-                subprocess.run(command(), input="\n".join(urls), text=True, env=env, check=True)
+                subprocess.run(command(out), input="\n".join(urls), text=True, env=env, check=True)
                 if run:
                     samples[name].append(time.perf_counter() - started)
     finally:
