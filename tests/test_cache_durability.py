@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 import surefetch
+from fsync_calls import counting_fsync
 from surefetch import ConfigError
 from surefetch._cache import durability, layout
 from surefetch._cache.publish import write_meta
@@ -79,18 +80,6 @@ def restamp(entry_dir: Path, boot: str) -> dict[str, object]:
 def on_disk(entry: Entry) -> dict[str, object]:
     record: dict[str, object] = json.loads((entry.path.parent.parent / "entry.json").read_bytes())
     return record
-
-
-def counting_fsync(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    calls: list[int] = []
-    real = os.fsync
-
-    def fsync(fd: int) -> None:
-        calls.append(fd)
-        real(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    return calls
 
 
 @needs_boot

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import surefetch
+from fsync_calls import counting_fsync
 from surefetch import fs
 from surefetch._fs import faults as _seam
 from surefetch.testing._fs_faults import inject_fs_faults
@@ -355,14 +356,7 @@ def test_write_atomic_writes_bytes_and_text(tmp_path: Path) -> None:
 def test_write_atomic_syncs_unless_told_not_to(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    synced: list[int] = []
-    real = os.fsync
-
-    def fsync(fd: int) -> None:
-        synced.append(fd)
-        real(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
+    synced = counting_fsync(monkeypatch)
     target = tmp_path / "a.json"
     fs.write_atomic(target, b"1")
     assert len(synced) == 2  # the file, then its directory
